@@ -1,0 +1,28 @@
+"""The three roles and what each may do. Permissions are named by string, so no app is imported here."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ANNOTATOR = "annotator"
+    CATALOG_MANAGER = "catalog_manager"
+    ADMIN = "admin"
+
+
+VIEW = ["catalog.view_product", "catalog.view_category", "catalog.view_importjob"]
+MANAGE = [
+    "catalog.change_product",
+    "catalog.add_product",
+    "catalog.import_products",
+    "catalog.export_products",
+    "catalog.edit_taxonomy",
+    "catalog.add_importjob",
+]
+
+ROLE_PERMISSIONS: dict[Role, list[str]] = {
+    Role.ANNOTATOR: VIEW,
+    Role.CATALOG_MANAGER: VIEW + MANAGE,
+    Role.ADMIN: VIEW + MANAGE + ["auth.view_user", "auth.change_user"],
+}

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, Group, Permission
+from django.db import transaction
+
+from accounts.models import UserPreference
+from accounts.roles import ROLE_PERMISSIONS, Role
+from config.errors import ApplicationError
+
+
+def roles_ensure(*, apps: Any = None) -> None:
+    """Create the role groups with exactly their permissions (idempotent; run by a migration and load_demo)."""
+    group_model = apps.get_model("auth", "Group") if apps else Group
+    permission_model = apps.get_model("auth", "Permission") if apps else Permission
+    for role, names in ROLE_PERMISSIONS.items():
+        group, _ = group_model.objects.get_or_create(name=role.value)
+        permissions = []
+        for name in names:
+            app_label, codename = name.split(".")
+            permission = permission_model.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if permission is None:
+                raise RuntimeError(f"Permission {name} does not exist: run migrate first.")
+            permissions.append(permission)
+        group.permissions.set(permissions)
+
+
+def user_role_assign(*, user: AbstractBaseUser, role: Role) -> None:
+    with transaction.atomic():
+        user.groups.add(Group.objects.get(name=role.value))  # type: ignore[attr-defined]
+
+
+def user_language_set(*, user: AbstractBaseUser, language: str) -> UserPreference:
+    from django.conf import settings
+
+    if language and language not in dict(settings.LANGUAGES):
+        raise ApplicationError(f"Unknown language '{language}'.")
+    preference, _ = UserPreference.objects.update_or_create(user=user, defaults={"language": language})
+    return preference

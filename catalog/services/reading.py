@@ -1,0 +1,194 @@
+"""Streaming readers for uploaded files: one record at a time, bounded memory, and a clear word for a bad file.
+
+A whole-file problem (wrong encoding, no header, a missing required column) raises FileFormatError before anything
+is written; a bad row becomes a RowError with its line, field and reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from config.errors import ApplicationError
+
+# csv's default 128 KiB cap rejects long but legitimate product descriptions.
+csv.field_size_limit(16 * 1024 * 1024)
+
+FORMATS = ("csv", "tsv", "jsonl", "json")
+
+
+class FileFormatError(ApplicationError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="bad_file")
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    field: str
+    reason: str
+    value: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "field": self.field, "reason": self.reason, "value": self.value}
+
+
+@dataclass
+class Record:
+    """One row of the file: its line number (1 = first line of the file) and its fields by normalised name."""
+
+    line: int
+    values: dict[str, Any]
+    errors: list[RowError] = field(default_factory=list)
+
+
+def guess_format(filename: str) -> str:
+    suffix = Path(filename).suffix.lower().lstrip(".")
+    if suffix in ("ndjson", "jsonlines"):
+        return "jsonl"
+    if suffix == "txt":
+        return "csv"
+    if suffix not in FORMATS:
+        raise FileFormatError(f"Cannot tell the format of '{filename}': name it .csv, .tsv, .jsonl or .json.")
+    return suffix
+
+
+def _sniff_encoding(raw: IO[bytes]) -> None:
+    head = raw.read(4)
+    raw.seek(0)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise FileFormatError("The file is UTF-16. Save it as UTF-8 (with or without BOM) and upload it again.")
+
+
+def _decode_error(exc: UnicodeDecodeError, line: int) -> FileFormatError:
+    byte = exc.object[exc.start : exc.start + 1].hex() if isinstance(exc.object, bytes | bytearray) else "?"
+    return FileFormatError(
+        f"The file is not UTF-8: byte 0x{byte} near line {line} cannot be read. It is probably Latin-1 or "
+        "Windows-1252; save it as UTF-8 (with or without BOM) and upload it again. Nothing was imported."
+    )
+
+
+def normalise_header(name: str) -> str:
+    return name.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+class CountingReader:
+    """Opens a file for streaming and reports how far into it the reader has got (bytes), for progress bars."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size = path.stat().st_size
+        self._raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed by close()
+        _sniff_encoding(self._raw)
+
+    @property
+    def position(self) -> int:
+        try:
+            return self._raw.tell()
+        except ValueError:
+            return self.size
+
+    def text(self) -> io.TextIOWrapper:
+        # utf-8-sig strips a BOM when there is one; strict errors so that a wrong encoding is reported, not mangled.
+        return io.TextIOWrapper(self._raw, encoding="utf-8-sig", errors="strict", newline="")
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+def iter_delimited(
+    reader: CountingReader, *, delimiter: str, required: tuple[str, ...], any_of: tuple[str, ...] = ()
+) -> Iterator[Record]:
+    text = reader.text()
+    rows = csv.reader(text, delimiter=delimiter, strict=True)
+    line = 1
+    try:
+        header = next(rows, None)
+        if not header or not any(cell.strip() for cell in header):
+            raise FileFormatError("The file is empty: it needs a header row naming its columns.")
+        names = [normalise_header(cell) for cell in header]
+        missing = [name for name in required if name not in names]
+        if any_of and not any(name in names for name in any_of):
+            missing.append(" or ".join(any_of))
+        if missing:
+            raise FileFormatError(
+                f"Missing column(s): {', '.join(missing)}. The header row has: {', '.join(header)}."
+                + ("" if delimiter == "\t" else " (Is it comma-separated?)")
+            )
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise FileFormatError(f"Column(s) named twice in the header: {', '.join(duplicates)}.")
+        width = len(names)
+        while True:
+            line = rows.line_num + 1
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield Record(line=line, values={}, errors=[RowError(line, "", f"unreadable row: {exc}")])
+                continue
+            if not row or not any(cell.strip() for cell in row):
+                continue
+            record = Record(line=line, values=dict(zip(names, row, strict=False)))
+            if len(row) != width:
+                record.errors.append(
+                    RowError(line, "", f"expected {width} fields as in the header, found {len(row)}")
+                )
+            yield record
+    except UnicodeDecodeError as exc:
+        raise _decode_error(exc, line) from exc
+
+
+def iter_jsonl(reader: CountingReader) -> Iterator[Record]:
+    text = reader.text()
+    line = 0
+    try:
+        for line, raw_line in enumerate(text, start=1):  # noqa: B007 - line is used after the loop on errors
+            if not raw_line.strip():
+                continue
+            try:
+                value = json.loads(raw_line)
+            except json.JSONDecodeError as exc:
+                yield Record(line=line, values={}, errors=[RowError(line, "", f"not valid JSON: {exc.msg}")])
+                continue
+            if not isinstance(value, dict):
+                yield Record(line=line, values={}, errors=[RowError(line, "", "expected a JSON object")])
+                continue
+            yield Record(line=line, values={normalise_header(str(k)): v for k, v in value.items()})
+    except UnicodeDecodeError as exc:
+        raise _decode_error(exc, line + 1) from exc
+
+
+def load_json(reader: CountingReader, *, max_bytes: int = 256 * 1024 * 1024) -> Any:
+    """A whole JSON document (taxonomy files are small: the Shopify one is 0.7 MB)."""
+    if reader.size > max_bytes:
+        raise FileFormatError(f"A JSON document over {max_bytes // 2**20} MB is too large; use JSONL or CSV.")
+    try:
+        return json.load(reader.text())
+    except UnicodeDecodeError as exc:
+        raise _decode_error(exc, 0) from exc
+    except json.JSONDecodeError as exc:
+        raise FileFormatError(f"Not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.") from exc
+
+
+ProgressCallback = Callable[[str, int, int], None]
+"""progress(phase, bytes_done, bytes_total)"""
+
+
+def no_progress(phase: str, done: int, total: int) -> None:
+    return None
+
+
+def cell(values: dict[str, Any], name: str) -> str:
+    value = values.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        value = str(value)
+    return value.strip()

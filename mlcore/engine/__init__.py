@@ -1,0 +1,1 @@
+"""Plain-Python ML engine (issue 3): never imports Django."""
