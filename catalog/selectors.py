@@ -48,13 +48,21 @@ def category_search(*, query: str, language: str | None = None, limit: int = 50)
     condition = Q()
     for word in words:
         condition &= Q(full_path_en__icontains=word) | Q(full_path_zh_hans__icontains=word)
-    name_field = "name_zh_hans" if language_is_chinese(language) else "name_en"
+    phrase = " ".join(words)
+    own_name = Q()
+    for word in words:
+        own_name &= Q(name_en__icontains=word) | Q(name_zh_hans__icontains=word)
     return (
         Category.objects.filter(condition, is_active=True)
         .annotate(
-            own_name=Case(When(**{f"{name_field}__icontains": words[-1]}, then=Value(1)), default=Value(0))
+            # An exact name first, then names that hold every word, then matches on an ancestor's name only.
+            rank=Case(
+                When(Q(name_en__iexact=phrase) | Q(name_zh_hans=phrase), then=Value(2)),
+                When(own_name, then=Value(1)),
+                default=Value(0),
+            )
         )
-        .order_by("-own_name", "depth", "full_path_en")[:limit]
+        .order_by("-rank", "depth", "full_path_en")[:limit]
     )
 
 

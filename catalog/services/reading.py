@@ -65,10 +65,18 @@ def _sniff_encoding(raw: IO[bytes]) -> None:
         raise FileFormatError("The file is UTF-16. Save it as UTF-8 (with or without BOM) and upload it again.")
 
 
-def _decode_error(exc: UnicodeDecodeError, line: int) -> FileFormatError:
-    byte = exc.object[exc.start : exc.start + 1].hex() if isinstance(exc.object, bytes | bytearray) else "?"
+def _decode_error(exc: UnicodeDecodeError, path: Path) -> FileFormatError:
+    # The text layer decodes in 8 KB blocks, so its position says little: find the first bad line in the bytes.
+    line, byte = 0, "?"
+    with open(path, "rb") as raw:
+        for number, raw_line in enumerate(raw, start=1):
+            try:
+                raw_line.decode("utf-8")
+            except UnicodeDecodeError as line_exc:
+                line, byte = number, raw_line[line_exc.start : line_exc.start + 1].hex()
+                break
     return FileFormatError(
-        f"The file is not UTF-8: byte 0x{byte} near line {line} cannot be read. It is probably Latin-1 or "
+        f"The file is not UTF-8: byte 0x{byte} on line {line} cannot be read. It is probably Latin-1 or "
         "Windows-1252; save it as UTF-8 (with or without BOM) and upload it again. Nothing was imported."
     )
 
@@ -142,7 +150,7 @@ def iter_delimited(
                 )
             yield record
     except UnicodeDecodeError as exc:
-        raise _decode_error(exc, line) from exc
+        raise _decode_error(exc, reader.path) from exc
 
 
 def iter_jsonl(reader: CountingReader) -> Iterator[Record]:
@@ -162,7 +170,7 @@ def iter_jsonl(reader: CountingReader) -> Iterator[Record]:
                 continue
             yield Record(line=line, values={normalise_header(str(k)): v for k, v in value.items()})
     except UnicodeDecodeError as exc:
-        raise _decode_error(exc, line + 1) from exc
+        raise _decode_error(exc, reader.path) from exc
 
 
 def load_json(reader: CountingReader, *, max_bytes: int = 256 * 1024 * 1024) -> Any:
@@ -172,7 +180,7 @@ def load_json(reader: CountingReader, *, max_bytes: int = 256 * 1024 * 1024) -> 
     try:
         return json.load(reader.text())
     except UnicodeDecodeError as exc:
-        raise _decode_error(exc, 0) from exc
+        raise _decode_error(exc, reader.path) from exc
     except json.JSONDecodeError as exc:
         raise FileFormatError(f"Not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.") from exc
 

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from accounts.roles import Role
+from catalog.models import Category
+from tests.factories import CategoryFactory, UserFactory
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_DATA = REPO / "demo_data"
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path: Path) -> None:
+    # Uploaded files go to a per-test folder, never into the developer's var/.
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def annotator(db):
+    return UserFactory(username="ann", role=Role.ANNOTATOR)
+
+
+@pytest.fixture
+def manager(db):
+    return UserFactory(username="mgr", role=Role.CATALOG_MANAGER)
+
+
+@pytest.fixture
+def manager_client(manager) -> Client:
+    client = Client()
+    client.force_login(manager)
+    return client
+
+
+@pytest.fixture
+def annotator_client(annotator) -> Client:
+    client = Client()
+    client.force_login(annotator)
+    return client
+
+
+@pytest.fixture
+def small_tree(db) -> dict[str, Category]:
+    """Home > Kitchen > {Dishwashers, Fridges}; Electronics > Phones."""
+    home = CategoryFactory(external_id="hg", name_en="Home & Garden", name_zh_hans="家居与园艺")
+    kitchen = CategoryFactory(external_id="hg-11", name_en="Kitchen", name_zh_hans="厨房", parent=home)
+    dish = CategoryFactory(external_id="hg-11-1", name_en="Dishwashers", name_zh_hans="洗碗机", parent=kitchen)
+    fridge = CategoryFactory(external_id="hg-11-2", name_en="Fridges", name_zh_hans="冰箱", parent=kitchen)
+    el = CategoryFactory(external_id="el", name_en="Electronics", name_zh_hans="电子产品")
+    phones = CategoryFactory(external_id="el-1", name_en="Phones", name_zh_hans="手机", parent=el)
+    nodes = {"home": home, "kitchen": kitchen, "dish": dish, "fridge": fridge, "el": el, "phones": phones}
+    for node in nodes.values():
+        node.refresh_from_db()
+    return nodes
+
+
+@pytest.fixture
+def write_file(tmp_path: Path):
+    def write(name: str, content: str | bytes) -> Path:
+        path = tmp_path / name
+        if isinstance(content, str):
+            path.write_text(content, encoding="utf-8")
+        else:
+            path.write_bytes(content)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def celery_worker(transactional_db) -> Iterator[None]:
+    """A real Celery worker (in a thread) consuming from the real Redis broker, against the test database."""
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery import app
+
+    app.control.purge()
+    with start_worker(app, pool="solo", perform_ping_check=False, queues=["default", "ml"], loglevel="WARNING",
+                      shutdown_timeout=30):
+        yield
