@@ -28,7 +28,11 @@ def roles_ensure(*, apps: Any = None) -> None:
 
 def user_role_assign(*, user: AbstractBaseUser, role: Role) -> None:
     with transaction.atomic():
-        user.groups.add(Group.objects.get(name=role.value))  # type: ignore[attr-defined]
+        group = Group.objects.filter(name=role.value).first()
+        if group is None:  # a database flushed after migrate (transactional tests, a restored dump)
+            roles_ensure()
+            group = Group.objects.get(name=role.value)
+        user.groups.add(group)  # type: ignore[attr-defined]
 
 
 def user_language_set(*, user: AbstractBaseUser, language: str) -> UserPreference:
