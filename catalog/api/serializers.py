@@ -27,6 +27,13 @@ class CategorySerializer(serializers.ModelSerializer[Category]):
         return category.display_path(self._language())
 
 
+class CategoryUpdateSerializer(serializers.Serializer[Any]):
+    name_en = serializers.CharField(max_length=255, required=False)
+    name_zh_hans = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    parent = serializers.IntegerField(required=False, allow_null=True)
+    is_active = serializers.BooleanField(required=False)
+
+
 class CategoryBriefSerializer(serializers.ModelSerializer[Category]):
     class Meta:
         model = Category

@@ -14,6 +14,7 @@ from catalog import selectors
 from catalog.api.permissions import CatalogPermission
 from catalog.api.serializers import (
     CategorySerializer,
+    CategoryUpdateSerializer,
     ImportJobCreateSerializer,
     ImportJobSerializer,
     ImportRowErrorSerializer,
@@ -24,6 +25,7 @@ from catalog.api.serializers import (
 from catalog.models import Category, CategorySource, ImportJob, Product
 from catalog.services.jobs import import_job_create
 from catalog.services.products import product_category_set, product_create, product_update
+from catalog.services.taxonomy import category_update
 from config.errors import ApplicationError
 
 
@@ -122,7 +124,7 @@ class ProductViewSet(
         OpenApiParameter("q", str, description="Words in the name or path (English or Chinese)"),
     ]
 )
-class CategoryViewSet(viewsets.ReadOnlyModelViewSet[Category]):
+class CategoryViewSet(mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet[Category]):
     serializer_class = CategorySerializer
     permission_classes = [CatalogPermission]
     read_perm = "catalog.view_category"
@@ -139,6 +141,19 @@ class CategoryViewSet(viewsets.ReadOnlyModelViewSet[Category]):
         if parent is not None:
             return selectors.category_children(parent_id=None if parent == "root" else _int(parent, "parent"))
         return Category.objects.order_by("full_path_en")
+
+    @extend_schema(request=CategoryUpdateSerializer, responses=CategorySerializer)
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Rename, move (`parent`: an id, or null for a root) or archive (`is_active`: false) a category."""
+        category = self.get_object()
+        incoming = CategoryUpdateSerializer(data=request.data, partial=True)
+        incoming.is_valid(raise_exception=True)
+        data = dict(incoming.validated_data)
+        category = category_update(
+            category_id=category.pk, name_en=data.get("name_en"), name_zh_hans=data.get("name_zh_hans"),
+            parent_id=data["parent"] if "parent" in data else "unchanged", is_active=data.get("is_active"),
+        )
+        return Response(CategorySerializer(category, context={"request": request}).data)
 
     @extend_schema(responses=CategorySerializer(many=True))
     @action(detail=True, methods=["get"])

@@ -338,3 +338,36 @@ def _upsert(categories: list[Category], fields: list[str]) -> None:
         categories, update_conflicts=True, unique_fields=["external_id"], update_fields=[*fields, "updated_at"],
         batch_size=2000,
     )
+
+
+def category_update(
+    *, category_id: int, name_en: str | None = None, name_zh_hans: str | None = None,
+    parent_id: int | None | str = "unchanged", is_active: bool | None = None,
+) -> Category:
+    """Rename, move (parent_id, None for a root) or archive one category; its subtree's paths follow."""
+    from config.errors import ApplicationError, NotFoundError
+
+    with transaction.atomic():
+        category = Category.objects.select_for_update().filter(pk=category_id).first()
+        if category is None:
+            raise NotFoundError(f"No category with id {category_id}.")
+        if name_en is not None:
+            if not name_en.strip():
+                raise ApplicationError("A category needs an English name.")
+            category.name_en = name_en.strip()
+        if name_zh_hans is not None:
+            category.name_zh_hans = name_zh_hans.strip()
+        if parent_id != "unchanged":
+            if parent_id is not None:
+                parent = Category.objects.filter(pk=parent_id).first()
+                if parent is None:
+                    raise NotFoundError(f"No category with id {parent_id}.")
+                if parent.path.startswith(category.path):
+                    raise ApplicationError("A category cannot move under itself or one of its descendants.")
+            category.parent_id = parent_id  # type: ignore[assignment]
+        if is_active is not None:
+            category.is_active = is_active
+        category.save()
+        tree_rebuild()
+        category.refresh_from_db()
+    return category

@@ -109,3 +109,27 @@ def test_import_post_returns_a_job_and_its_errors(api, db, django_capture_on_com
 def test_schema_and_docs_are_served(api, db):
     assert api.get("/api/schema/").status_code == 200
     assert api.get("/api/docs/").status_code == 200
+
+
+def test_token_is_issued_for_username_and_password(manager):
+    response = APIClient().post("/api/v1/auth/token/", {"username": "mgr", "password": "pw-for-tests"})
+    assert response.status_code == 200
+    token = response.data["token"]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert client.get("/api/v1/products/").status_code == 200
+
+
+def test_manager_moves_and_archives_a_category_annotator_cannot(api, annotator_api, small_tree):
+    fridge = small_tree["fridge"]
+    assert annotator_api.patch(f"/api/v1/categories/{fridge.pk}/", {"is_active": False}).status_code == 403
+
+    moved = api.patch(f"/api/v1/categories/{fridge.pk}/", {"parent": small_tree["el"].pk, "name_en": "Cool boxes"},
+                      format="json")
+    assert moved.status_code == 200
+    assert moved.data["full_path_en"] == "Electronics > Cool boxes"
+    loop = api.patch(f"/api/v1/categories/{small_tree['home'].pk}/", {"parent": small_tree["dish"].pk}, format="json")
+    assert loop.status_code == 400
+    assert "under itself" in loop.data["detail"]
+    archived = api.patch(f"/api/v1/categories/{fridge.pk}/", {"is_active": False}, format="json")
+    assert archived.data["is_active"] is False

@@ -1,0 +1,46 @@
+"""Screenshots for the README, taken from a running `make demo` (http://127.0.0.1:8000) in Debian's Chromium.
+
+    .venv/bin/python docs/take_screenshots.py [--base-url http://127.0.0.1:8000]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+OUT = Path(__file__).resolve().parent / "screenshots"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+    base = parser.parse_args().base_url
+    OUT.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1360, "height": 860})
+        page.goto(f"{base}/accounts/login/")
+        page.fill("#id_username", "manager")
+        page.fill("#id_password", "demo")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/catalog/products/**")
+        page.goto(f"{base}/catalog/products/?source=import&verified=no")
+        page.screenshot(path=str(OUT / "product-list.png"))
+        page.goto(f"{base}/catalog/categories/")
+        page.locator("li:has(> a:text-is('Home & Garden')) > button.toggle").click()
+        page.locator("li:has(> a:text-is('Kitchen & Dining')) > button.toggle").click()
+        page.locator("li:has(> a:text-is('Kitchen Appliances')) > button.toggle").click()
+        page.wait_for_selector("text=Dishwashers")
+        page.fill("input[name=q]", "冰箱")
+        page.wait_for_selector("#search-results tr")
+        page.screenshot(path=str(OUT / "taxonomy-browser.png"))
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()
