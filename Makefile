@@ -35,6 +35,7 @@ chromium:
 test: install chromium
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(BIN)/ruff check .
+	$(BIN)/mypy mlcore/engine catalog accounts config
 
 # The edit-test loop: everything but the browser and the real worker processes.
 quick: install
@@ -42,6 +43,7 @@ quick: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy mlcore/engine catalog accounts config
 
 typecheck: install
 	$(BIN)/mypy mlcore/engine catalog accounts config

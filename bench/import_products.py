@@ -29,9 +29,8 @@ def write_products(path: Path, rows: int, prefix: str, mapping: dict[str, str]) 
         writer = csv.writer(handle)
         writer.writerow(["sku", "title", "brand", "category", "merchant_id"])
         for i in range(rows):
-            product_id, title, merchant_id, _cluster, _label, _cat_id, category = offers[i % len(offers)]
-            writer.writerow([f"{prefix}-{i}", title, title.split()[0], mapping[category] if i % 2 else "",
-                             merchant_id])
+            _product_id, title, merchant_id, _cluster, _label, _cat_id, category = offers[i % len(offers)]
+            writer.writerow([f"{prefix}-{i}", title, title.split()[0], mapping[category] if i % 2 else "", merchant_id])
 
 
 def fill(existing: int) -> float:
@@ -86,24 +85,31 @@ def main() -> None:
     mapping = {}
     for row in csv.DictReader((REPO / "demo_data" / "pricerunner" / "category_map.csv").open(encoding="utf-8")):
         extends = row["extends_shopify"] == "yes"
-        mapping[row["pricerunner_category"]] = merchant_node_id(row["pricerunner_category"]) if extends \
-            else row["shopify_node"]
+        mapping[row["pricerunner_category"]] = (
+            merchant_node_id(row["pricerunner_category"]) if extends else row["shopify_node"]
+        )
     print(f"database: {url.rsplit('@', 1)[-1]}; rows per file: {args.rows:,}")
     with tempfile.TemporaryDirectory() as tmp:
         first, second = Path(tmp) / "first.csv", Path(tmp) / "second.csv"
         write_products(first, args.rows, "A", mapping)
         write_products(second, args.rows, "B", mapping)
         t_empty, report = timed_import(first)
-        print(f"import into an empty catalog:      {t_empty:6.1f} s  {args.rows / t_empty:8,.0f} rows/s  "
-              f"(created {report.created:,})")
+        print(
+            f"import into an empty catalog:      {t_empty:6.1f} s  {args.rows / t_empty:8,.0f} rows/s  "
+            f"(created {report.created:,})"
+        )
         t_same, report = timed_import(first)
-        print(f"re-import, nothing changed:        {t_same:6.1f} s  {args.rows / t_same:8,.0f} rows/s  "
-              f"(unchanged {report.unchanged:,})")
+        print(
+            f"re-import, nothing changed:        {t_same:6.1f} s  {args.rows / t_same:8,.0f} rows/s  "
+            f"(unchanged {report.unchanged:,})"
+        )
         t_fill = fill(args.existing)
         print(f"(filled the catalog to {Product.objects.count():,} products in {t_fill:.0f} s)")
         t_big, report = timed_import(second)
-        print(f"import into a {args.existing:,}-product catalog: {t_big:6.1f} s  {args.rows / t_big:8,.0f} rows/s  "
-              f"(created {report.created:,})")
+        print(
+            f"import into a {args.existing:,}-product catalog: {t_big:6.1f} s  {args.rows / t_big:8,.0f} rows/s  "
+            f"(created {report.created:,})"
+        )
     print(f"ratio big/empty: {t_big / t_empty:.2f}  (target <= 1.2)")
 
 

@@ -45,8 +45,10 @@ def main() -> None:
     for name, filters in cases.items():
         first = timed(lambda f=filters: selectors.product_page(filters=f, before_id=None))
         deep_page = timed(lambda f=filters: selectors.product_page(filters=f, before_id=deep))
-        print(f"  {name:28s} first page {first:7.1f} ms ({first / baseline:5.1f}x)   "
-              f"page in the middle {deep_page:7.1f} ms ({deep_page / baseline:5.1f}x)")
+        print(
+            f"  {name:28s} first page {first:7.1f} ms ({first / baseline:5.1f}x)   "
+            f"page in the middle {deep_page:7.1f} ms ({deep_page / baseline:5.1f}x)"
+        )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ class ProductFilterForm(forms.Form):
 
 class ImportForm(forms.Form):
     kind = forms.ChoiceField(label=_("What"), choices=ImportKind.choices, initial=ImportKind.PRODUCTS)
-    file = forms.FileField(label=_("File"), help_text=_("CSV, TSV or JSONL for products; Shopify JSON, TSV or CSV for a taxonomy. UTF-8."))
+    file = forms.FileField(
+        label=_("File"), help_text=_("CSV, TSV or JSONL for products; Shopify JSON, TSV or CSV for a taxonomy. UTF-8.")
+    )
     dry_run = forms.BooleanField(label=_("Dry run: show what would change, write nothing"), required=False)
     keep_valid = forms.BooleanField(label=_("Import the valid rows even if some are invalid"), required=False)
     create_categories = forms.BooleanField(

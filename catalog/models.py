@@ -150,6 +150,9 @@ class CategoryChange(models.Model):
             models.Index(fields=["batch"], name="catchange_batch"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.product_id}: {self.from_category_id} -> {self.to_category_id} ({self.source})"
+
 
 class ImportKind(models.TextChoices):
     TAXONOMY = "taxonomy", _("taxonomy")
@@ -222,3 +225,6 @@ class ImportRowError(models.Model):
 
     class Meta:
         ordering = ["line", "id"]
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.field} {self.reason}"

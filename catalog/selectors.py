@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.db.models import Case, Q, QuerySet, Value, When
 
-from catalog.models import Category, CategoryChange, ImportJob, Product, language_is_chinese
+from catalog.models import Category, CategoryChange, ImportJob, Product
 from config.errors import NotFoundError
 
 
@@ -105,7 +105,9 @@ def product_get(*, product_id: int) -> Product:
 
 
 def product_history(*, product: Product) -> QuerySet[CategoryChange]:
-    return product.category_changes.select_related("from_category", "to_category", "actor").order_by("-created_at", "-id")
+    return product.category_changes.select_related("from_category", "to_category", "actor").order_by(
+        "-created_at", "-id"
+    )
 
 
 def import_job_list(*, limit: int = 20) -> QuerySet[ImportJob]:

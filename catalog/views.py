@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -17,6 +17,7 @@ from catalog.services.exports import products_export_csv, products_export_jsonl
 from catalog.services.jobs import import_job_create
 from catalog.services.products import product_category_set
 from config.errors import ApplicationError, NotFoundError
+from config.http import HtmxHttpRequest, signed_in
 
 
 def _filters(form: ProductFilterForm) -> selectors.ProductFilters:
@@ -33,7 +34,7 @@ def _filters(form: ProductFilterForm) -> selectors.ProductFilters:
 
 @login_required
 @require_GET
-def product_list(request: HttpRequest) -> HttpResponse:
+def product_list(request: HtmxHttpRequest) -> HttpResponse:
     form = ProductFilterForm(request.GET)
     filters = _filters(form)
     before = form.cleaned_data.get("before") if form.is_valid() else None
@@ -78,7 +79,7 @@ def product_detail(request: HttpRequest, product_id: int) -> HttpResponse:
                     category_id=form.cleaned_data["category"],
                     expected_version=form.cleaned_data["version"],
                     source=CategorySource.MANUAL,
-                    actor=request.user,
+                    actor=signed_in(request),
                     verified=form.cleaned_data["verified"],
                 )
             except ApplicationError as exc:
@@ -102,8 +103,11 @@ def category_browser(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def category_children(request: HttpRequest, category_id: int) -> HttpResponse:
-    return render(request, "catalog/category_browser.html#children",
-                  {"children": selectors.category_children(parent_id=category_id)})
+    return render(
+        request,
+        "catalog/category_browser.html#children",
+        {"children": selectors.category_children(parent_id=category_id)},
+    )
 
 
 @login_required
@@ -112,8 +116,9 @@ def category_search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q") or request.GET.get("category_q", "")
     results = selectors.category_search(query=query, language=request.LANGUAGE_CODE) if query.strip() else []
     template = request.GET.get("template") == "picker" and "catalog/partials/category_options.html"
-    return render(request, template or "catalog/category_browser.html#search-results",
-                  {"results": results, "query": query})
+    return render(
+        request, template or "catalog/category_browser.html#search-results", {"results": results, "query": query}
+    )
 
 
 @login_required
@@ -131,7 +136,7 @@ def import_list(request: HttpRequest) -> HttpResponse:
                 job = import_job_create(
                     kind=data["kind"],
                     upload=data["file"],
-                    user=request.user,
+                    user=signed_in(request),
                     options={k: data[k] for k in ("dry_run", "keep_valid", "create_categories", "language")},
                 )
             except ApplicationError as exc:
@@ -144,7 +149,7 @@ def import_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @permission_required("catalog.import_products", raise_exception=True)
 @require_GET
-def import_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+def import_detail(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
     try:
         job = selectors.import_job_get(job_id=job_id)
     except NotFoundError as exc:
@@ -156,7 +161,7 @@ def import_detail(request: HttpRequest, job_id: int) -> HttpResponse:
 @login_required
 @permission_required("catalog.export_products", raise_exception=True)
 @require_GET
-def product_export(request: HttpRequest) -> HttpResponse:
+def product_export(request: HttpRequest) -> HttpResponseBase:
     form = ProductFilterForm(request.GET)
     products = selectors.product_list(filters=_filters(form))
     file_format = "jsonl" if request.GET.get("format") == "jsonl" else "csv"

@@ -1,6 +1,6 @@
 """Screenshots for the README, taken from a running `make demo` (http://127.0.0.1:8000) in Debian's Chromium.
 
-    .venv/bin/python docs/take_screenshots.py [--base-url http://127.0.0.1:8000]
+.venv/bin/python docs/take_screenshots.py [--base-url http://127.0.0.1:8000]
 """
 
 from __future__ import annotations

@@ -80,6 +80,7 @@ def celery_worker(transactional_db) -> Iterator[None]:
     from config.celery import app
 
     app.control.purge()
-    with start_worker(app, pool="solo", perform_ping_check=False, queues=["default", "ml"], loglevel="WARNING",
-                      shutdown_timeout=30):
+    with start_worker(
+        app, pool="solo", perform_ping_check=False, queues=["default", "ml"], loglevel="WARNING", shutdown_timeout=30
+    ):
         yield

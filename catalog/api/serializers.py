@@ -13,8 +13,21 @@ class CategorySerializer(serializers.ModelSerializer[Category]):
 
     class Meta:
         model = Category
-        fields = ["id", "external_id", "parent", "name", "name_en", "name_zh_hans", "path_display", "full_path_en",
-                  "full_path_zh_hans", "depth", "has_children", "is_active", "taxonomy_release"]
+        fields = [
+            "id",
+            "external_id",
+            "parent",
+            "name",
+            "name_en",
+            "name_zh_hans",
+            "path_display",
+            "full_path_en",
+            "full_path_zh_hans",
+            "depth",
+            "has_children",
+            "is_active",
+            "taxonomy_release",
+        ]
 
     def _language(self) -> str | None:
         request = self.context.get("request")
@@ -30,7 +43,8 @@ class CategorySerializer(serializers.ModelSerializer[Category]):
 class CategoryUpdateSerializer(serializers.Serializer[Any]):
     name_en = serializers.CharField(max_length=255, required=False)
     name_zh_hans = serializers.CharField(max_length=255, required=False, allow_blank=True)
-    parent = serializers.IntegerField(required=False, allow_null=True)
+    # `parent` shadows Field.parent in the stubs; it is the new parent category's id here.
+    parent = serializers.IntegerField(required=False, allow_null=True)  # type: ignore[assignment]
     is_active = serializers.BooleanField(required=False)
 
 
@@ -45,8 +59,21 @@ class ProductSerializer(serializers.ModelSerializer[Product]):
 
     class Meta:
         model = Product
-        fields = ["id", "sku", "title", "description", "brand", "attributes", "category", "category_source",
-                  "is_verified", "category_set_at", "version", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "sku",
+            "title",
+            "description",
+            "brand",
+            "attributes",
+            "category",
+            "category_source",
+            "is_verified",
+            "category_set_at",
+            "version",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields
 
 
@@ -75,9 +102,28 @@ class ImportJobSerializer(serializers.ModelSerializer[ImportJob]):
 
     class Meta:
         model = ImportJob
-        fields = ["id", "kind", "status", "original_name", "file_format", "options", "phase", "percent",
-                  "rows_seen", "rows_created", "rows_updated", "rows_unchanged", "rows_invalid", "rows_kept_verified",
-                  "error_count", "written", "message", "created_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "original_name",
+            "file_format",
+            "options",
+            "phase",
+            "percent",
+            "rows_seen",
+            "rows_created",
+            "rows_updated",
+            "rows_unchanged",
+            "rows_invalid",
+            "rows_kept_verified",
+            "error_count",
+            "written",
+            "message",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
 
     def get_error_count(self, job: ImportJob) -> int:
         return job.row_errors.count()

@@ -27,6 +27,7 @@ from catalog.services.jobs import import_job_create
 from catalog.services.products import product_category_set, product_create, product_update
 from catalog.services.taxonomy import category_update
 from config.errors import ApplicationError
+from config.http import signed_in
 
 
 class ProductCursorPagination(CursorPagination):
@@ -66,7 +67,10 @@ def _int(value: str | None, name: str) -> int | None:
     ]
 )
 class ProductViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
     viewsets.GenericViewSet[Product],
 ):
     serializer_class = ProductSerializer
@@ -93,7 +97,7 @@ class ProductViewSet(
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         incoming = ProductCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        product = product_create(actor=request.user, **incoming.validated_data)
+        product = product_create(actor=signed_in(request), **incoming.validated_data)
         return Response(ProductSerializer(product).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=ProductUpdateSerializer, responses={200: ProductSerializer, 409: None})
@@ -112,8 +116,14 @@ class ProductViewSet(
             product = product_update(product_id=product.pk, expected_version=version, changes=data)
             version = product.version
         if has_category:
-            product = product_category_set(product_id=product.pk, category_id=category_id, expected_version=version,
-                                           source=CategorySource.MANUAL, actor=request.user, verified=verified)
+            product = product_category_set(
+                product_id=product.pk,
+                category_id=category_id,
+                expected_version=version,
+                source=CategorySource.MANUAL,
+                actor=signed_in(request),
+                verified=verified,
+            )
         product.refresh_from_db()
         return Response(ProductSerializer(product).data)
 
@@ -150,8 +160,11 @@ class CategoryViewSet(mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet[Cat
         incoming.is_valid(raise_exception=True)
         data = dict(incoming.validated_data)
         category = category_update(
-            category_id=category.pk, name_en=data.get("name_en"), name_zh_hans=data.get("name_zh_hans"),
-            parent_id=data["parent"] if "parent" in data else "unchanged", is_active=data.get("is_active"),
+            category_id=category.pk,
+            name_en=data.get("name_en"),
+            name_zh_hans=data.get("name_zh_hans"),
+            parent_id=data.get("parent", "unchanged"),
+            is_active=data.get("is_active"),
         )
         return Response(CategorySerializer(category, context={"request": request}).data)
 
@@ -184,12 +197,14 @@ class ImportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         upload = data.pop("file")
         kind = data.pop("kind")
         file_format = data.pop("file_format")
-        job = import_job_create(kind=kind, upload=upload, user=request.user, file_format=file_format, options=data)
+        job = import_job_create(
+            kind=kind, upload=upload, user=signed_in(request), file_format=file_format, options=data
+        )
         return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=ImportRowErrorSerializer(many=True))
     @action(detail=True, methods=["get"])
     def errors(self, request: Request, pk: str | None = None) -> Response:
         job = self.get_object()
-        page = self.paginate_queryset(job.row_errors.all())
+        page = self.paginate_queryset(job.row_errors.all())  # type: ignore[arg-type]
         return self.get_paginated_response(ImportRowErrorSerializer(page, many=True).data)

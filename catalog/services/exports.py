@@ -11,8 +11,17 @@ from django.db.models import QuerySet
 
 from catalog.models import Product
 
-EXPORT_COLUMNS = ("sku", "title", "description", "brand", "category_id", "category_path", "category_source",
-                  "verified", "attributes")
+EXPORT_COLUMNS = (
+    "sku",
+    "title",
+    "description",
+    "brand",
+    "category_id",
+    "category_path",
+    "category_source",
+    "verified",
+    "attributes",
+)
 # Spreadsheet programs run a cell that starts with one of these as a formula (CSV injection, OWASP).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 

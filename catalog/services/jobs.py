@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
@@ -31,7 +31,7 @@ def import_job_create(
     *,
     kind: str,
     upload: UploadedFile,
-    user: AbstractBaseUser | None,
+    user: User | None,
     file_format: str = "",
     options: dict[str, Any] | None = None,
 ) -> ImportJob:
@@ -50,8 +50,14 @@ def import_job_create(
     if options.get("language", "en") not in LANGUAGES:
         raise ApplicationError(f"Unknown language '{options['language']}'.")
     with transaction.atomic():
-        job = ImportJob(kind=kind, original_name=name[:255], file_format=file_format, options=options,
-                        created_by=user if user and user.pk else None, bytes_total=upload.size)
+        job = ImportJob(
+            kind=kind,
+            original_name=name[:255],
+            file_format=file_format,
+            options=options,
+            created_by=user if user and user.pk else None,
+            bytes_total=upload.size,
+        )
         job.file.save(f"{uuid.uuid4().hex}-{Path(name).name}"[:200], upload, save=False)
         job.save()
         from catalog.tasks import import_job_run_task
@@ -100,15 +106,24 @@ def import_job_run(*, job_id: int) -> None:
     try:
         if job.kind == ImportKind.PRODUCTS:
             report = product_import(
-                path=path, file_format=job.file_format, actor=job.created_by, batch=job.batch,
-                dry_run=bool(options.get("dry_run")), keep_valid=bool(options.get("keep_valid")),
-                create_categories=bool(options.get("create_categories")), progress=progress,
+                path=path,
+                file_format=job.file_format,
+                actor=job.created_by,
+                batch=job.batch,
+                dry_run=bool(options.get("dry_run")),
+                keep_valid=bool(options.get("keep_valid")),
+                create_categories=bool(options.get("create_categories")),
+                progress=progress,
             )
         else:
             report = taxonomy_import(
-                path=path, file_format=job.file_format, language=options.get("language", "en"),
-                release=options.get("release", ""), dry_run=bool(options.get("dry_run")),
-                keep_valid=bool(options.get("keep_valid")), archive_missing=bool(options.get("archive_missing")),
+                path=path,
+                file_format=job.file_format,
+                language=options.get("language", "en"),
+                release=options.get("release", ""),
+                dry_run=bool(options.get("dry_run")),
+                keep_valid=bool(options.get("keep_valid")),
+                archive_missing=bool(options.get("archive_missing")),
                 progress=progress,
             )
     except ApplicationError as exc:
@@ -142,8 +157,11 @@ def _finish_with_report(job: ImportJob, report: ProductImportReport | TaxonomyRe
         message = "Dry run: nothing was written."
     else:
         message = f"{report.invalid} invalid row(s): nothing was written. Fix them and import again."
-    _finish(job, status=ImportStatus.FAILED if report.errors and not report.written else ImportStatus.SUCCEEDED,
-            message=message)
+    _finish(
+        job,
+        status=ImportStatus.FAILED if report.errors and not report.written else ImportStatus.SUCCEEDED,
+        message=message,
+    )
 
 
 def _finish(job: ImportJob, *, status: str, message: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -88,7 +88,7 @@ class CategoryResolver:
     def _path_key(path: str) -> str:
         return "path:" + PATH_SEPARATOR.join(_split_path(path)).casefold()
 
-    def resolve(self, ref: str) -> int | None | str:
+    def resolve(self, ref: str) -> int | str | None:
         """The category's pk, or an error message."""
         pk = self.by_key.get(ref)
         if pk is None and ">" in ref:
@@ -130,7 +130,9 @@ class CategoryResolver:
         return created
 
 
-def _row_from_record(record: Record, resolver: CategoryResolver, has_column: dict[str, bool]) -> ProductRow | list[RowError]:
+def _row_from_record(
+    record: Record, resolver: CategoryResolver, has_column: dict[str, bool]
+) -> ProductRow | list[RowError]:
     values = record.values
     errors = list(record.errors)
     if errors:
@@ -204,7 +206,9 @@ def _iter_rows(
         reader.close()
 
 
-def _chunks(rows: Iterator[ProductRow | list[RowError]], report: ProductImportReport, size: int) -> Iterator[list[ProductRow]]:
+def _chunks(
+    rows: Iterator[ProductRow | list[RowError]], report: ProductImportReport, size: int
+) -> Iterator[list[ProductRow]]:
     """Valid rows in chunks, duplicates of a SKU earlier in the file reported as errors."""
     first_line: dict[str, int] = {}
     chunk: list[ProductRow] = []
@@ -232,7 +236,7 @@ def product_import(
     *,
     path: Path,
     file_format: str | None = None,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     batch: uuid.UUID | None = None,
     dry_run: bool = False,
     keep_valid: bool = False,
@@ -270,7 +274,7 @@ def _write_chunk(
     rows: list[ProductRow],
     report: ProductImportReport,
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     batch: uuid.UUID,
     dry_run: bool,
     resolver: CategoryResolver,
@@ -280,8 +284,18 @@ def _write_chunk(
     existing = {
         p.sku: p
         for p in Product.objects.filter(sku__in=[r.sku for r in rows]).only(
-            "id", "sku", "title", "description", "brand", "attributes", "category_id", "is_verified", "version",
-            "category_source", "category_set_by_id", "category_set_at",
+            "id",
+            "sku",
+            "title",
+            "description",
+            "brand",
+            "attributes",
+            "category_id",
+            "is_verified",
+            "version",
+            "category_source",
+            "category_set_by_id",
+            "category_set_at",
         )
     }
     new: list[Product] = []
@@ -326,8 +340,12 @@ def _write_chunk(
             else:
                 changes.append(
                     CategoryChange(
-                        product_id=product.pk, from_category_id=product.category_id, to_category_id=category_id,
-                        source=CategorySource.IMPORT, actor_id=actor_id, batch=batch,
+                        product_id=product.pk,
+                        from_category_id=product.category_id,
+                        to_category_id=category_id,
+                        source=CategorySource.IMPORT,
+                        actor_id=actor_id,
+                        batch=batch,
                     )
                 )
                 product.category_id = category_id
@@ -349,8 +367,12 @@ def _write_chunk(
         Product.objects.bulk_create(new)
         changes.extend(
             CategoryChange(
-                product_id=p.pk, from_category_id=None, to_category_id=p.category_id, source=CategorySource.IMPORT,
-                actor_id=actor_id, batch=batch,
+                product_id=p.pk,
+                from_category_id=None,
+                to_category_id=p.category_id,
+                source=CategorySource.IMPORT,
+                actor_id=actor_id,
+                batch=batch,
             )
             for p in new
             if p.category_id
@@ -362,8 +384,16 @@ def _write_chunk(
             update_conflicts=True,
             unique_fields=["sku"],
             update_fields=[
-                "title", "description", "brand", "attributes", "category", "category_source", "category_set_by",
-                "category_set_at", "version", "updated_at",
+                "title",
+                "description",
+                "brand",
+                "attributes",
+                "category",
+                "category_source",
+                "category_set_by",
+                "category_set_at",
+                "version",
+                "updated_at",
             ],
         )
     if changes:
@@ -376,7 +406,7 @@ def product_category_set(
     category_id: int | None,
     expected_version: int,
     source: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     verified: bool,
     batch: uuid.UUID | None = None,
     note: str = "",
@@ -399,14 +429,19 @@ def product_category_set(
         if category_id == product.category_id and verified == product.is_verified and source == product.category_source:
             return product
         CategoryChange.objects.create(
-            product=product, from_category_id=product.category_id, to_category_id=category_id, source=source,
-            verified=verified and category_id is not None, actor=actor if actor and actor.pk else None,
-            batch=batch, note=note[:500],
+            product=product,
+            from_category_id=product.category_id,
+            to_category_id=category_id,
+            source=source,
+            verified=verified and category_id is not None,
+            actor=actor if actor and actor.pk else None,
+            batch=batch,
+            note=note[:500],
         )
         product.category_id = category_id
         product.category_source = source if category_id is not None else ""
         product.is_verified = verified and category_id is not None
-        product.category_set_by = actor if category_id is not None and actor and actor.pk else None  # type: ignore[assignment]
+        product.category_set_by = actor if category_id is not None and actor and actor.pk else None
         product.category_set_at = timezone.now() if category_id is not None else None
         product.version += 1
         product.save()
@@ -417,8 +452,14 @@ EDITABLE_FIELDS = ("title", "description", "brand", "attributes")
 
 
 def product_create(
-    *, sku: str, title: str, description: str = "", brand: str = "", attributes: dict[str, Any] | None = None,
-    category_id: int | None = None, actor: AbstractBaseUser | None = None,
+    *,
+    sku: str,
+    title: str,
+    description: str = "",
+    brand: str = "",
+    attributes: dict[str, Any] | None = None,
+    category_id: int | None = None,
+    actor: User | None = None,
 ) -> Product:
     sku = sku.strip()
     if not sku or not title.strip():
@@ -426,11 +467,18 @@ def product_create(
     with transaction.atomic():
         if Product.objects.filter(sku=sku).exists():
             raise ConflictError(f"A product with sku '{sku}' already exists.")
-        product = Product.objects.create(sku=sku, title=title.strip(), description=description, brand=brand,
-                                         attributes=attributes or {})
+        product = Product.objects.create(
+            sku=sku, title=title.strip(), description=description, brand=brand, attributes=attributes or {}
+        )
         if category_id is not None:
-            product = product_category_set(product_id=product.pk, category_id=category_id, expected_version=1,
-                                           source=CategorySource.MANUAL, actor=actor, verified=True)
+            product = product_category_set(
+                product_id=product.pk,
+                category_id=category_id,
+                expected_version=1,
+                source=CategorySource.MANUAL,
+                actor=actor,
+                verified=True,
+            )
     return product
 
 

@@ -145,9 +145,7 @@ def iter_delimited(
                 continue
             record = Record(line=line, values=dict(zip(names, row, strict=False)))
             if len(row) != width:
-                record.errors.append(
-                    RowError(line, "", f"expected {width} fields as in the header, found {len(row)}")
-                )
+                record.errors.append(RowError(line, "", f"expected {width} fields as in the header, found {len(row)}"))
             yield record
     except UnicodeDecodeError as exc:
         raise _decode_error(exc, reader.path) from exc
@@ -157,7 +155,7 @@ def iter_jsonl(reader: CountingReader) -> Iterator[Record]:
     text = reader.text()
     line = 0
     try:
-        for line, raw_line in enumerate(text, start=1):  # noqa: B007 - line is used after the loop on errors
+        for line, raw_line in enumerate(text, start=1):
             if not raw_line.strip():
                 continue
             try:

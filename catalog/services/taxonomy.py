@@ -63,7 +63,9 @@ def _split_path(path: str) -> list[str]:
     return [part.strip() for part in path.split(">")]
 
 
-def _nodes_from_file(path: Path, file_format: str, progress: ProgressCallback) -> tuple[list[TaxonomyNode], list[RowError]]:
+def _nodes_from_file(
+    path: Path, file_format: str, progress: ProgressCallback
+) -> tuple[list[TaxonomyNode], list[RowError]]:
     reader = CountingReader(path)
     nodes: list[TaxonomyNode] = []
     errors: list[RowError] = []
@@ -91,7 +93,9 @@ def _nodes_from_file(path: Path, file_format: str, progress: ProgressCallback) -
         else:
             delimiter = "\t" if file_format == "tsv" else ","
             seen_paths: set[str] = set()
-            for record in iter_delimited(reader, delimiter=delimiter, required=(), any_of=("name", "full_path", "path")):
+            for record in iter_delimited(
+                reader, delimiter=delimiter, required=(), any_of=("name", "full_path", "path")
+            ):
                 errors.extend(record.errors)
                 if record.errors:
                     continue
@@ -134,7 +138,9 @@ def _validate(nodes: list[TaxonomyNode], *, language: str) -> tuple[dict[str, Ta
             errors.append(RowError(node.line, "id", "longer than 100 characters", node.external_id[:200]))
         elif node.external_id in by_id:
             errors.append(
-                RowError(node.line, "id", f"duplicate id, first on line {by_id[node.external_id].line}", node.external_id)
+                RowError(
+                    node.line, "id", f"duplicate id, first on line {by_id[node.external_id].line}", node.external_id
+                )
             )
         elif not node.name:
             errors.append(RowError(node.line, "name", "empty name", node.external_id))
@@ -209,7 +215,9 @@ def taxonomy_import(
     with transaction.atomic():
         _apply(report, valid, existing, language=language, release=release)
         if archive_missing and language == "en":
-            missing = Category.objects.filter(taxonomy_release=release, is_active=True).exclude(external_id__in=valid_ids)
+            missing = Category.objects.filter(taxonomy_release=release, is_active=True).exclude(
+                external_id__in=valid_ids
+            )
             report.archived = missing.update(is_active=False)
         if dry_run:
             transaction.set_rollback(True)
@@ -240,11 +248,8 @@ def _apply(
         if language == "en":
             parent = existing.get(node.parent_external_id) if node.parent_external_id else None
             parent_pk = parent.pk if parent else None
-            if node.parent_external_id and parent is None:
-                # The parent is new in this file: link it once it exists (below).
-                new_parent = True
-            else:
-                new_parent = False
+            # A parent that is new in this file is linked once it exists (below).
+            new_parent = bool(node.parent_external_id) and parent is None
             if new_parent or category.parent_id != parent_pk:
                 category._pending_parent = node.parent_external_id  # type: ignore[attr-defined]
                 dirty = True
@@ -335,14 +340,21 @@ def _upsert(categories: list[Category], fields: list[str]) -> None:
     for category in categories:
         category.updated_at = timezone.now()
     Category.objects.bulk_create(
-        categories, update_conflicts=True, unique_fields=["external_id"], update_fields=[*fields, "updated_at"],
+        categories,
+        update_conflicts=True,
+        unique_fields=["external_id"],
+        update_fields=[*fields, "updated_at"],
         batch_size=2000,
     )
 
 
 def category_update(
-    *, category_id: int, name_en: str | None = None, name_zh_hans: str | None = None,
-    parent_id: int | None | str = "unchanged", is_active: bool | None = None,
+    *,
+    category_id: int,
+    name_en: str | None = None,
+    name_zh_hans: str | None = None,
+    parent_id: int | str | None = "unchanged",
+    is_active: bool | None = None,
 ) -> Category:
     """Rename, move (parent_id, None for a root) or archive one category; its subtree's paths follow."""
     from config.errors import ApplicationError, NotFoundError
@@ -364,7 +376,7 @@ def category_update(
                     raise NotFoundError(f"No category with id {parent_id}.")
                 if parent.path.startswith(category.path):
                     raise ApplicationError("A category cannot move under itself or one of its descendants.")
-            category.parent_id = parent_id  # type: ignore[assignment]
+            category.parent_id = parent_id
         if is_active is not None:
             category.is_active = is_active
         category.save()

@@ -46,8 +46,7 @@ def test_a_real_worker_reports_broken_rows_and_writes_nothing(celery_worker, man
 
 def test_a_finished_job_is_not_run_twice(db, manager, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):
-        job = import_job_create(kind="products", upload=SimpleUploadedFile("o.csv", b"sku,title\nQ1,x\n"),
-                                user=manager)
+        job = import_job_create(kind="products", upload=SimpleUploadedFile("o.csv", b"sku,title\nQ1,x\n"), user=manager)
     import_job_run(job_id=job.pk)
     Product.objects.all().delete()
     import_job_run(job_id=job.pk)  # a redelivered task

@@ -119,8 +119,9 @@ def test_manager_sets_a_category_and_a_stale_form_is_refused(manager_client, sma
 def test_manager_uploads_an_import_and_sees_the_job(manager_client, small_tree, django_capture_on_commit_callbacks):
     upload = SimpleUploadedFile("offers.csv", b"sku,title,category\nX1,Fridge,hg-11-2\n", content_type="text/csv")
     with django_capture_on_commit_callbacks(execute=False):
-        response = manager_client.post(reverse("catalog:import-list"), {"kind": "products", "file": upload,
-                                                                         "language": "en"})
+        response = manager_client.post(
+            reverse("catalog:import-list"), {"kind": "products", "file": upload, "language": "en"}
+        )
     job = ImportJob.objects.get()
     assert response.status_code == 302
     assert response["Location"] == reverse("catalog:import-detail", args=[job.pk])
@@ -129,7 +130,7 @@ def test_manager_uploads_an_import_and_sees_the_job(manager_client, small_tree, 
 
 
 def test_export_neutralises_formulas(manager_client, db):
-    ProductFactory(sku="F1", title="=HYPERLINK(\"http://x\")", brand="@evil")
+    ProductFactory(sku="F1", title='=HYPERLINK("http://x")', brand="@evil")
     response = manager_client.get(reverse("catalog:product-export"), {"format": "csv"})
     body = b"".join(response.streaming_content).decode()
     assert "'=HYPERLINK" in body

@@ -10,8 +10,16 @@ from django.core.management.base import BaseCommand, CommandError
 def print_report(command: BaseCommand, report: Any, *, label: str) -> None:
     counts = ", ".join(
         f"{name.replace('_', ' ')} {getattr(report, name)}"
-        for name in ("rows", "created", "updated", "unchanged", "kept_verified", "archived", "categories_created",
-                     "invalid")
+        for name in (
+            "rows",
+            "created",
+            "updated",
+            "unchanged",
+            "kept_verified",
+            "archived",
+            "categories_created",
+            "invalid",
+        )
         if hasattr(report, name)
     )
     prefix = "Dry run (nothing written): " if report.dry_run else ""

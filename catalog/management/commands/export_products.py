@@ -21,8 +21,9 @@ class Command(BaseCommand):
         parser.add_argument("--verified", action="store_true", help="only verified products")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        filters = selectors.ProductFilters(category_id=options["category"],
-                                           verified=True if options["verified"] else None)
+        filters = selectors.ProductFilters(
+            category_id=options["category"], verified=True if options["verified"] else None
+        )
         products = selectors.product_list(filters=filters)
         chunks = (products_export_jsonl if options["format"] == "jsonl" else products_export_csv)(products=products)
         output = options["output"]

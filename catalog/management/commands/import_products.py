@@ -18,8 +18,11 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=["csv", "tsv", "jsonl"], help="default: from the file name")
         parser.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
         parser.add_argument("--keep-valid", action="store_true", help="write the valid rows even if some are invalid")
-        parser.add_argument("--create-categories", action="store_true",
-                            help="create categories named by a full path that does not exist yet")
+        parser.add_argument(
+            "--create-categories",
+            action="store_true",
+            help="create categories named by a full path that does not exist yet",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["file"]
@@ -27,8 +30,11 @@ class Command(BaseCommand):
             raise CommandError(f"No such file: {path}")
         try:
             report = product_import(
-                path=path, file_format=options["format"], dry_run=options["dry_run"],
-                keep_valid=options["keep_valid"], create_categories=options["create_categories"],
+                path=path,
+                file_format=options["format"],
+                dry_run=options["dry_run"],
+                keep_valid=options["keep_valid"],
+                create_categories=options["create_categories"],
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc

@@ -16,13 +16,20 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path)
         parser.add_argument("--format", choices=["json", "tsv", "csv"], help="default: from the file name")
-        parser.add_argument("--language", default="en", choices=["en", "zh-hans"],
-                            help="zh-hans adds Chinese names to categories that exist")
+        parser.add_argument(
+            "--language",
+            default="en",
+            choices=["en", "zh-hans"],
+            help="zh-hans adds Chinese names to categories that exist",
+        )
         parser.add_argument("--release", default="", help="taxonomy release, e.g. 2024-07")
         parser.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
         parser.add_argument("--keep-valid", action="store_true", help="write the valid rows even if some are invalid")
-        parser.add_argument("--archive-missing", action="store_true",
-                            help="archive categories of this release that the file no longer has")
+        parser.add_argument(
+            "--archive-missing",
+            action="store_true",
+            help="archive categories of this release that the file no longer has",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["file"]
@@ -30,8 +37,12 @@ class Command(BaseCommand):
             raise CommandError(f"No such file: {path}")
         try:
             report = taxonomy_import(
-                path=path, file_format=options["format"], language=options["language"], release=options["release"],
-                dry_run=options["dry_run"], keep_valid=options["keep_valid"],
+                path=path,
+                file_format=options["format"],
+                language=options["language"],
+                release=options["release"],
+                dry_run=options["dry_run"],
+                keep_valid=options["keep_valid"],
                 archive_missing=options["archive_missing"],
             )
         except ApplicationError as exc:

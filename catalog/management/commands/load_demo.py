@@ -23,7 +23,7 @@ from catalog.services.taxonomy import taxonomy_import
 
 RELEASE = "2024-07"
 DEMO_USERS = (("annotator", Role.ANNOTATOR), ("manager", Role.CATALOG_MANAGER), ("admin", Role.ADMIN))
-DEMO_PASSWORD = "demo"  # noqa: S105 - the README prints it; demo users exist only where load_demo ran
+DEMO_PASSWORD = "demo"
 
 
 def _stable_share(key: str) -> float:
@@ -40,10 +40,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--data-dir", type=Path, default=settings.DEMO_DATA_DIR)
-        parser.add_argument("--seed-per-category", type=int, default=20,
-                            help="verified labels per PriceRunner category (default 20)")
-        parser.add_argument("--imported-share", type=float, default=0.5,
-                            help="share of offers that arrive with their merchant category, unverified")
+        parser.add_argument(
+            "--seed-per-category", type=int, default=20, help="verified labels per PriceRunner category (default 20)"
+        )
+        parser.add_argument(
+            "--imported-share",
+            type=float,
+            default=0.5,
+            help="share of offers that arrive with their merchant category, unverified",
+        )
         parser.add_argument("--limit", type=int, default=0, help="load only the first N offers (0: all)")
         parser.add_argument("--force", action="store_true", help="re-run the import even if the demo is loaded")
 
@@ -58,16 +63,22 @@ class Command(BaseCommand):
         if options["limit"]:
             offers = offers[: options["limit"]]
         loaded = Product.objects.filter(sku__startswith="PR-").count()
-        if loaded >= len(offers) and Category.objects.filter(taxonomy_release=RELEASE).exists() and not options["force"]:
+        if (
+            loaded >= len(offers)
+            and Category.objects.filter(taxonomy_release=RELEASE).exists()
+            and not options["force"]
+        ):
             self.stdout.write(f"Demo catalog already loaded ({loaded} offers); users are ready. --force reloads.")
             return
         self._taxonomy(data)
         mapping = self._category_map(data)
         self._products(offers, mapping, options["imported_share"])
         self._seed(offers, mapping, options["seed_per_category"], users["admin"])
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo loaded: {Category.objects.count()} categories, {Product.objects.count()} products."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo loaded: {Category.objects.count()} categories, {Product.objects.count()} products."
+            )
+        )
 
     def _users(self) -> dict[str, Any]:
         user_model = get_user_model()
@@ -103,8 +114,14 @@ class Command(BaseCommand):
                 for row in rows:
                     if row["extends_shopify"] == "yes":
                         node = merchant_node_id(row["pricerunner_category"])
-                        writer.writerow([node, row["shopify_node"], row["path_en"].split(" > ")[-1],
-                                         row["path_zh"].split(" > ")[-1]])
+                        writer.writerow(
+                            [
+                                node,
+                                row["shopify_node"],
+                                row["path_en"].split(" > ")[-1],
+                                row["path_zh"].split(" > ")[-1],
+                            ]
+                        )
                         mapping[row["pricerunner_category"]] = node
                     else:
                         mapping[row["pricerunner_category"]] = row["shopify_node"]
@@ -127,8 +144,9 @@ class Command(BaseCommand):
             report = product_import(path=products)
             if not report.ok:
                 raise CommandError(f"offers: {report.errors[:5]}")
-            self.stdout.write(f"Offers: {report.created} created, {report.updated} updated, "
-                              f"{report.unchanged} unchanged.")
+            self.stdout.write(
+                f"Offers: {report.created} created, {report.updated} updated, {report.unchanged} unchanged."
+            )
 
     def _seed(self, offers: list[list[str]], mapping: dict[str, str], per_category: int, actor: Any) -> None:
         """A small verified seed per category, as a team would label before the first model exists."""
@@ -147,8 +165,14 @@ class Command(BaseCommand):
                     product = products[sku]
                     if product.is_verified:
                         continue
-                    product_category_set(product_id=product.pk, category_id=category_pk,
-                                         expected_version=product.version, source=CategorySource.MANUAL,
-                                         actor=actor, verified=True, note="demo seed")
+                    product_category_set(
+                        product_id=product.pk,
+                        category_id=category_pk,
+                        expected_version=product.version,
+                        source=CategorySource.MANUAL,
+                        actor=actor,
+                        verified=True,
+                        note="demo seed",
+                    )
                     seeded += 1
         self.stdout.write(f"Verified seed: {seeded} products.")

@@ -45,8 +45,9 @@ def test_bad_filter_value_is_a_400_with_a_message(api, db):
 
 
 def test_create_update_and_stale_update(api, small_tree):
-    created = api.post("/api/v1/products/", {"sku": "N1", "title": "New", "category_id": small_tree["dish"].pk},
-                       format="json")
+    created = api.post(
+        "/api/v1/products/", {"sku": "N1", "title": "New", "category_id": small_tree["dish"].pk}, format="json"
+    )
     assert created.status_code == 201
     pk, version = created.data["id"], created.data["version"]
     assert created.data["category"]["external_id"] == "hg-11-1"
@@ -124,8 +125,9 @@ def test_manager_moves_and_archives_a_category_annotator_cannot(api, annotator_a
     fridge = small_tree["fridge"]
     assert annotator_api.patch(f"/api/v1/categories/{fridge.pk}/", {"is_active": False}).status_code == 403
 
-    moved = api.patch(f"/api/v1/categories/{fridge.pk}/", {"parent": small_tree["el"].pk, "name_en": "Cool boxes"},
-                      format="json")
+    moved = api.patch(
+        f"/api/v1/categories/{fridge.pk}/", {"parent": small_tree["el"].pk, "name_en": "Cool boxes"}, format="json"
+    )
     assert moved.status_code == 200
     assert moved.data["full_path_en"] == "Electronics > Cool boxes"
     loop = api.patch(f"/api/v1/categories/{small_tree['home'].pk}/", {"parent": small_tree["dish"].pk}, format="json")

@@ -80,7 +80,7 @@ def test_dry_run_reports_changes_and_writes_nothing(small_tree, write_file):
 
 def test_latin1_file_is_refused_with_a_clear_message(small_tree, write_file):
     content = "sku,title\nA1,Caf\xe9 machine\n".encode("latin-1")
-    with pytest.raises(FileFormatError, match="not UTF-8.*line 2"):
+    with pytest.raises(FileFormatError, match=r"not UTF-8.*line 2"):
         product_import(path=write_file("latin.csv", content))
     assert Product.objects.count() == 0
 
@@ -95,7 +95,7 @@ def test_utf8_with_bom_and_chinese_text(small_tree, write_file):
 
 
 def test_missing_required_column_is_a_file_error(db, write_file):
-    with pytest.raises(FileFormatError, match="Missing column.*title"):
+    with pytest.raises(FileFormatError, match=r"Missing column.*title"):
         product_import(path=write_file("p.csv", "sku,name\nA1,x\n"))
 
 
@@ -135,8 +135,14 @@ def test_unknown_category_path_is_created_only_when_asked(small_tree, write_file
 def test_import_never_overwrites_a_verified_category(small_tree, write_file, manager):
     product_import(path=write_file("p.csv", GOOD))
     a1 = Product.objects.get(sku="A1")
-    product_category_set(product_id=a1.pk, category_id=small_tree["fridge"].pk, expected_version=a1.version,
-                         source=CategorySource.ANNOTATION, actor=manager, verified=True)
+    product_category_set(
+        product_id=a1.pk,
+        category_id=small_tree["fridge"].pk,
+        expected_version=a1.version,
+        source=CategorySource.ANNOTATION,
+        actor=manager,
+        verified=True,
+    )
 
     report = product_import(path=write_file("p.csv", GOOD))
 

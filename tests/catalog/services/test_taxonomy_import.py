@@ -13,11 +13,15 @@ from tests.conftest import DEMO_DATA
 SHOPIFY_JSON = {
     "version": "2024-07",
     "verticals": [
-        {"name": "Home & Garden", "prefix": "hg", "categories": [
-            {"id": "hg", "name": "Home & Garden", "parent_id": None},
-            {"id": "hg-1", "name": "Kitchen", "parent_id": "hg"},
-            {"id": "hg-1-1", "name": "Dishwashers", "parent_id": "hg-1"},
-        ]},
+        {
+            "name": "Home & Garden",
+            "prefix": "hg",
+            "categories": [
+                {"id": "hg", "name": "Home & Garden", "parent_id": None},
+                {"id": "hg-1", "name": "Kitchen", "parent_id": "hg"},
+                {"id": "hg-1-1", "name": "Dishwashers", "parent_id": "hg-1"},
+            ],
+        },
     ],
 }
 
