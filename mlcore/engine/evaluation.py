@@ -1,0 +1,97 @@
+"""Honest metrics for a model version: the numbers a catalog manager decides on."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from mlcore.engine.hierarchy import Hierarchy
+
+
+def expected_calibration_error(
+    confidence: npt.NDArray[np.floating[Any]], correct: npt.NDArray[np.bool_], bins: int = 15
+) -> float:
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    total = len(confidence)
+    if total == 0:
+        return 0.0
+    error = 0.0
+    for low, high in itertools.pairwise(edges):
+        in_bin = (confidence > low) & (confidence <= high)
+        if in_bin.any():
+            error += abs(float(correct[in_bin].mean()) - float(confidence[in_bin].mean())) * in_bin.sum() / total
+    return float(error)
+
+
+def coverage_at_precision(
+    confidence: npt.NDArray[np.floating[Any]], correct: npt.NDArray[np.bool_], precision: float
+) -> dict[str, float]:
+    """The largest share of items the model can label alone (most confident first) while its precision on them
+    stays at or above `precision`, and the confidence threshold that gives it."""
+    order = np.argsort(-confidence, kind="stable")
+    hits = np.cumsum(correct[order])
+    counts = np.arange(1, len(order) + 1)
+    ok = np.nonzero(hits / counts >= precision)[0]
+    if len(ok) == 0:
+        return {"coverage": 0.0, "threshold": 1.0}
+    last = int(ok.max())
+    return {"coverage": float((last + 1) / len(order)), "threshold": float(confidence[order][last])}
+
+
+def evaluate(
+    y_true: list[int],
+    probabilities: npt.NDArray[np.floating[Any]],
+    class_labels: list[str],
+    hierarchy: Hierarchy | None = None,
+) -> dict[str, Any]:
+    """Accuracy, macro and weighted P/R/F1, the per-class report, the confusion matrix, accuracy per taxonomy level,
+    expected calibration error and coverage at 95 % and 99 % precision."""
+    from sklearn.metrics import classification_report, confusion_matrix, precision_recall_fscore_support
+
+    truth = np.asarray(y_true)
+    predicted = probabilities.argmax(axis=1)
+    confidence = probabilities.max(axis=1)
+    correct = predicted == truth
+    label_ids = list(range(len(class_labels)))
+    metrics: dict[str, Any] = {"n": len(truth), "accuracy": float(correct.mean()) if len(truth) else 0.0}
+    for average in ("macro", "weighted"):
+        p, r, f, _ = precision_recall_fscore_support(
+            truth, predicted, labels=label_ids, average=average, zero_division=0
+        )
+        metrics[f"{average}_precision"], metrics[f"{average}_recall"], metrics[f"{average}_f1"] = (
+            float(p),
+            float(r),
+            float(f),
+        )
+    report = classification_report(
+        truth, predicted, labels=label_ids, target_names=class_labels, output_dict=True, zero_division=0
+    )
+    metrics["per_class"] = {label: report[label] for label in class_labels}
+    metrics["confusion_matrix"] = confusion_matrix(truth, predicted, labels=label_ids).tolist()
+    metrics["labels"] = class_labels
+    metrics["ece"] = expected_calibration_error(confidence, correct)
+    metrics["coverage_at_95"] = coverage_at_precision(confidence, correct, 0.95)
+    metrics["coverage_at_99"] = coverage_at_precision(confidence, correct, 0.99)
+    if hierarchy is not None:
+        metrics["accuracy_per_level"] = accuracy_per_level(truth, predicted, class_labels, hierarchy)
+    return metrics
+
+
+def accuracy_per_level(
+    truth: npt.NDArray[np.int_], predicted: npt.NDArray[np.int_], class_labels: list[str], hierarchy: Hierarchy
+) -> dict[str, float]:
+    """At level d, a prediction is right when its ancestor at depth d is the true label's (a near miss in a sibling
+    leaf still gets the vertical right)."""
+    index = hierarchy.index()
+    paths = [list(reversed(hierarchy.ancestors(index[label]))) for label in class_labels]
+    deepest = max((len(p) for p in paths), default=0)
+    result: dict[str, float] = {}
+    for level in range(1, deepest + 1):
+        pairs = [(paths[t], paths[p]) for t, p in zip(truth, predicted, strict=True) if len(paths[t]) >= level]
+        if pairs:
+            right = sum(1 for t, p in pairs if len(p) >= level and p[level - 1] == t[level - 1])
+            result[str(level)] = right / len(pairs)
+    return result

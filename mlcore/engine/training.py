@@ -1,0 +1,211 @@
+"""Fine-tune an encoder for sequence classification with the transformers Trainer: full or LoRA, early stopping on
+validation macro-F1, the best checkpoint kept, seeded. Plain Python: Django calls it, so do benchmarks."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlcore.engine.artifacts import check_safe, label_map, save_metrics
+from mlcore.engine.device import pick_device
+from mlcore.engine.types import Progress, TrainingConfig, TrainingHistory
+
+
+class TrainingCancelled(Exception):
+    pass
+
+
+@dataclass
+class TrainingResult:
+    output_dir: Path
+    labels: list[str]
+    history: TrainingHistory
+    best_validation: dict[str, float]
+    warm_started: bool
+    device: str
+
+
+def _tokenize(tokenizer: Any, texts: list[str], max_length: int) -> dict[str, list[list[int]]]:
+    encoded = tokenizer(texts, truncation=True, max_length=max_length)
+    return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+
+class _Dataset:
+    def __init__(self, encodings: dict[str, list[list[int]]], labels: list[int]) -> None:
+        self.encodings = encodings
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {
+            "input_ids": self.encodings["input_ids"][i],
+            "attention_mask": self.encodings["attention_mask"][i],
+            "labels": self.labels[i],
+        }
+
+
+def train(
+    config: TrainingConfig,
+    *,
+    train_texts: list[str],
+    train_labels: list[str],
+    val_texts: list[str],
+    val_labels: list[str],
+    output_dir: str | Path,
+    warm_start_from: str | Path | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainingResult:
+    """Train on every example given (all accumulated labels, not only new ones) and save the best checkpoint."""
+    import torch
+    from sklearn.metrics import f1_score
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        EarlyStoppingCallback,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+        set_seed,
+    )
+
+    set_seed(config.seed)
+    labels = sorted(set(train_labels) | set(val_labels))
+    label_index = {label: i for i, label in enumerate(labels)}
+    device = pick_device(config.device)
+    # Warm start (continual learning) when the previous version predicts exactly these labels: the head fits.
+    warm = warm_start_from is not None and label_map(check_safe(warm_start_from)) == labels
+    source = str(warm_start_from) if warm else config.base_model
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id=label_index,
+        ignore_mismatched_sizes=not warm,
+        use_safetensors=True,
+    )
+    if config.method == "lora":
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        lora = LoraConfig(
+            task_type=TaskType.SEQ_CLS,
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=["query", "value"],
+        )
+        model = get_peft_model(model, lora)
+
+    train_set = _Dataset(_tokenize(tokenizer, train_texts, config.max_length), [label_index[x] for x in train_labels])
+    val_set = _Dataset(_tokenize(tokenizer, val_texts, config.max_length), [label_index[x] for x in val_labels])
+    steps_per_epoch = max(1, math.ceil(len(train_set) / config.batch_size))
+    total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
+    eval_every = max(1, steps_per_epoch // max(1, config.evals_per_epoch))
+    history = TrainingHistory()
+
+    def compute_metrics(prediction: Any) -> dict[str, float]:
+        logits, truth = prediction
+        predicted = np.asarray(logits).argmax(axis=1)
+        return {
+            "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0)),
+            "accuracy": float((predicted == truth).mean()),
+        }
+
+    class Report(TrainerCallback):  # type: ignore[misc]
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any
+        ) -> None:
+            logs = logs or {}
+            if "loss" in logs:
+                history.losses.append({"step": state.global_step, "epoch": state.epoch or 0.0, "loss": logs["loss"]})
+            if "eval_macro_f1" in logs:
+                history.evaluations.append(
+                    {
+                        "step": state.global_step,
+                        "epoch": state.epoch or 0.0,
+                        "macro_f1": logs["eval_macro_f1"],
+                        "accuracy": logs.get("eval_accuracy", 0.0),
+                        "loss": logs.get("eval_loss", 0.0),
+                    }
+                )
+            if on_progress:
+                on_progress(
+                    Progress(
+                        step=state.global_step,
+                        total_steps=total_steps,
+                        epoch=state.epoch or 0.0,
+                        loss=logs.get("loss"),
+                        eval_macro_f1=logs.get("eval_macro_f1"),
+                    )
+                )
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if should_stop and should_stop():
+                raise TrainingCancelled()
+
+    with tempfile.TemporaryDirectory(prefix="shelfwise-train-") as checkpoints:
+        arguments = TrainingArguments(
+            output_dir=checkpoints,
+            num_train_epochs=config.epochs,
+            learning_rate=config.learning_rate,
+            per_device_train_batch_size=config.batch_size,
+            per_device_eval_batch_size=config.batch_size * 2,
+            weight_decay=config.weight_decay,
+            warmup_steps=int(config.warmup_ratio * total_steps),
+            eval_strategy="steps",
+            eval_steps=eval_every,
+            save_strategy="steps",
+            save_steps=eval_every,
+            save_total_limit=2,
+            load_best_model_at_end=True,
+            metric_for_best_model="macro_f1",
+            greater_is_better=True,
+            logging_steps=max(1, min(50, eval_every // 2)),
+            seed=config.seed,
+            bf16=device.startswith("cuda") and torch.cuda.is_bf16_supported(),
+            use_cpu=device == "cpu",
+            report_to=[],
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+        )
+        trainer = Trainer(
+            model=model,
+            args=arguments,
+            train_dataset=train_set,
+            eval_dataset=val_set,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            compute_metrics=compute_metrics,
+            callbacks=[EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience), Report()],
+        )
+        trainer.train()
+        best = trainer.evaluate()
+        final = trainer.model
+        if config.method == "lora":
+            # Fold the adapters into the weights: a served version is one plain model, loaded like any other.
+            final = final.merge_and_unload()
+        output = Path(output_dir)
+        if output.exists():
+            shutil.rmtree(output)
+        output.mkdir(parents=True)
+        final.save_pretrained(output, safe_serialization=True)
+        tokenizer.save_pretrained(output)
+    save_metrics(output, {"validation": best, "config": config.as_dict(), "warm_started": warm})
+    return TrainingResult(
+        output_dir=output,
+        labels=labels,
+        history=history,
+        best_validation={k: float(v) for k, v in best.items() if isinstance(v, int | float)},
+        warm_started=warm,
+        device=device,
+    )

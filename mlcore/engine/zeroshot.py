@@ -1,0 +1,124 @@
+"""Zero-shot suggestions before any label exists: product embeddings against category embeddings, using the tree.
+
+Plain cosine between a title and each full path under-uses the taxonomy: a path's embedding is dominated by its
+first, broad words. Scoring a category by its full path *and* by how well the product matches each node on the way
+down rewards categories whose every level fits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from mlcore.engine.device import pick_device
+from mlcore.engine.hierarchy import Hierarchy
+
+Matrix = npt.NDArray[np.float32]
+# Weight of the full-path similarity against the mean similarity to the path's nodes (the rest).
+PATH_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class CategoryTexts:
+    hierarchy: Hierarchy
+    names: list[str]  # the node's own name, by node index
+    paths: list[str]  # "A > B > C", by node index
+
+    def fingerprint(self, model: str) -> str:
+        digest = hashlib.sha256(model.encode())
+        digest.update(json.dumps([self.hierarchy.labels, self.hierarchy.parents, self.names, self.paths]).encode())
+        return digest.hexdigest()[:24]
+
+
+class Encoder:
+    """Mean-pooled, L2-normalised sentence embeddings (how all-MiniLM-L6-v2 was trained to be used)."""
+
+    def __init__(self, folder: str | Path, *, device: str = "auto", max_length: int = 64) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        self.device = pick_device(device)
+        self.max_length = max_length
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.model = AutoModel.from_pretrained(folder, use_safetensors=True).to(self.device).eval()
+
+    def embed(self, texts: list[str], *, batch_size: int = 256) -> Matrix:
+        import torch
+
+        output = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                chunk = order[start : start + batch_size]
+                batch = self.tokenizer(
+                    [texts[i] for i in chunk],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                ).to(self.device)
+                hidden = self.model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
+                output[chunk] = pooled.cpu().numpy()
+        return output
+
+
+class ZeroShotScorer:
+    def __init__(
+        self, encoder: Encoder, categories: CategoryTexts, *, cache_dir: str | Path | None = None, model_name: str = ""
+    ) -> None:
+        self.encoder = encoder
+        self.categories = categories
+        self.name_embeddings, self.path_embeddings = self._category_embeddings(cache_dir, model_name)
+        # path_mean[c, a] = 1/len(path) for every node a on c's path (sparse: ~depth entries a row), so that
+        # similarities @ path_mean.T is each category's mean similarity along its path.
+        from scipy.sparse import csr_matrix
+
+        hierarchy = categories.hierarchy
+        rows, cols, values = [], [], []
+        for node in range(len(hierarchy.labels)):
+            chain = hierarchy.ancestors(node)
+            rows.extend([node] * len(chain))
+            cols.extend(chain)
+            values.extend([1.0 / len(chain)] * len(chain))
+        size = len(hierarchy.labels)
+        self.path_mean = csr_matrix((values, (rows, cols)), shape=(size, size), dtype=np.float32)
+
+    def _category_embeddings(self, cache_dir: str | Path | None, model_name: str) -> tuple[Matrix, Matrix]:
+        cache = Path(cache_dir) / f"zeroshot-{self.categories.fingerprint(model_name)}.npz" if cache_dir else None
+        if cache is not None and cache.exists():
+            stored = np.load(cache, allow_pickle=False)
+            return stored["names"], stored["paths"]
+        names = self.encoder.embed(self.categories.names)
+        paths = self.encoder.embed(self.categories.paths)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(cache, names=names, paths=paths)
+        return names, paths
+
+    def score(self, product_embeddings: Matrix, candidates: list[int]) -> Matrix:
+        """(n_products, n_candidates) scores, higher is better."""
+        path_similarity = product_embeddings @ self.path_embeddings[candidates].T
+        node_similarity = product_embeddings @ self.name_embeddings.T  # (n, all nodes)
+        along_path = np.asarray((self.path_mean[candidates] @ node_similarity.T).T)
+        return np.asarray(PATH_WEIGHT * path_similarity + (1 - PATH_WEIGHT) * along_path, dtype=np.float32)
+
+    def top_k(
+        self, texts: list[str], candidates: list[int], *, k: int = 5, temperature: float = 0.05
+    ) -> tuple[npt.NDArray[np.int64], Matrix]:
+        """Top-k candidate node indices per text and a softmax over the candidates' scores (a confidence-like
+        number; zero-shot scores are not calibrated probabilities)."""
+        scores = self.score(self.encoder.embed(texts), candidates)
+        shifted = (scores - scores.max(axis=1, keepdims=True)) / temperature
+        probabilities = np.exp(shifted)
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        k = min(k, len(candidates))
+        top = np.argsort(-scores, axis=1)[:, :k]
+        nodes = np.asarray(candidates, dtype=np.int64)[top]
+        return nodes, np.take_along_axis(probabilities, top, axis=1).astype(np.float32)
