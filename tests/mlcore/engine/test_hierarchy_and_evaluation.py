@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlcore.engine.evaluation import coverage_at_precision, evaluate, expected_calibration_error
+from mlcore.engine.hierarchy import Hierarchy, backoff, margin_and_entropy, rollup
+from mlcore.engine.text import product_text
+from mlcore.engine.types import ProductText
+
+# home > kitchen > {dish, fridge}; home > garden; el > phones
+TREE = Hierarchy.from_pairs(
+    [
+        ("home", None),
+        ("kitchen", "home"),
+        ("dish", "kitchen"),
+        ("fridge", "kitchen"),
+        ("garden", "home"),
+        ("el", None),
+        ("phones", "el"),
+    ]
+)
+CLASSES = ["dish", "fridge", "garden", "phones"]
+
+
+def test_rollup_sums_descendants_into_ancestors():
+    probabilities = np.array([[0.4, 0.35, 0.05, 0.2]], dtype=np.float32)
+    nodes = rollup(probabilities, TREE.rollup_matrix(CLASSES))
+    index = TREE.index()
+    assert nodes[0, index["kitchen"]] == pytest.approx(0.75)
+    assert nodes[0, index["home"]] == pytest.approx(0.8)
+    assert nodes[0, index["el"]] == pytest.approx(0.2)
+
+
+def test_backoff_picks_the_deepest_node_above_the_threshold():
+    probabilities = np.array([[0.4, 0.35, 0.05, 0.2], [0.9, 0.05, 0.0, 0.05], [0.3, 0.2, 0.2, 0.3]], dtype=np.float32)
+    nodes = rollup(probabilities, TREE.rollup_matrix(CLASSES))
+    chosen, confidence = backoff(nodes, TREE, threshold=0.7)
+    assert [TREE.labels[c] for c in chosen] == ["kitchen", "dish", "home"]
+    assert confidence.tolist() == pytest.approx([0.75, 0.9, 0.7])
+    chosen, _ = backoff(nodes, TREE, threshold=0.99)
+    assert chosen == [-1, -1, -1]
+
+
+def test_internal_node_as_a_class_rolls_up_too():
+    classes = ["kitchen", "dish"]  # a label on an internal node, as with Digital Cameras in the demo
+    nodes = rollup(np.array([[0.5, 0.5]], dtype=np.float32), TREE.rollup_matrix(classes))
+    assert nodes[0, TREE.index()["kitchen"]] == pytest.approx(1.0)
+
+
+def test_margin_and_entropy():
+    margin, entropy = margin_and_entropy(np.array([[0.5, 0.3, 0.2], [1.0, 0.0, 0.0]], dtype=np.float32))
+    assert margin.tolist() == pytest.approx([0.2, 1.0])
+    assert entropy[0] > entropy[1]
+    assert entropy[1] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_evaluate_reports_every_metric():
+    truth = [0, 0, 1, 2, 3, 3]
+    probabilities = np.array(
+        [[0.9, 0.1, 0, 0], [0.6, 0.4, 0, 0], [0.3, 0.7, 0, 0], [0.1, 0.1, 0.8, 0], [0, 0, 0.1, 0.9], [0.5, 0, 0, 0.5]],
+        dtype=np.float32,
+    )
+    metrics = evaluate(truth, probabilities, CLASSES, TREE)
+    assert metrics["accuracy"] == pytest.approx(5 / 6)
+    assert set(metrics) >= {
+        "macro_f1",
+        "weighted_f1",
+        "macro_precision",
+        "weighted_recall",
+        "per_class",
+        "confusion_matrix",
+        "ece",
+        "coverage_at_95",
+        "coverage_at_99",
+        "accuracy_per_level",
+    }
+    assert metrics["confusion_matrix"][3] == [1, 0, 0, 1]
+    # The one miss (phones predicted as dish) is wrong at the top level too.
+    assert metrics["accuracy_per_level"]["1"] == pytest.approx(5 / 6)
+
+
+def test_coverage_at_precision_and_calibration():
+    confidence = np.array([0.99, 0.95, 0.9, 0.6, 0.5])
+    correct = np.array([True, True, True, False, True])
+    assert coverage_at_precision(confidence, correct, 0.95)["coverage"] == pytest.approx(0.6)
+    assert coverage_at_precision(confidence, correct, 0.95)["threshold"] == pytest.approx(0.9)
+    assert expected_calibration_error(np.array([1.0, 1.0]), np.array([True, False])) == pytest.approx(0.5)
+
+
+def test_product_text_keeps_title_first_and_skips_a_brand_already_in_it():
+    text = product_text(ProductText(title="Bosch SMS4 dishwasher", brand="Bosch", description="x " * 500))
+    assert text.startswith("Bosch SMS4 dishwasher | x")
+    assert "brand:" not in text
+    assert len(text) < 400

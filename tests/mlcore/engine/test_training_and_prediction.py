@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+import pytest
+
+from mlcore.engine.artifacts import UnsafeArtifactError, check_safe, default_base_model, label_map, load_metrics
+from mlcore.engine.prediction import Classifier
+from mlcore.engine.training import train
+from mlcore.engine.types import TrainingConfig
+from tests.conftest import DEMO_DATA
+
+WORDS = {
+    "kitchen": ["dishwasher", "fridge", "oven", "microwave"],
+    "phones": ["iphone", "galaxy", "pixel", "nokia"],
+    "tv": ["television", "oled", "qled", "hdtv"],
+}
+
+
+def _toy(n: int, seed: int) -> tuple[list[str], list[str]]:
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(n):
+        label = list(WORDS)[i % 3]
+        texts.append(f"{rng.choice(WORDS[label])} model {rng.randint(1, 999)} {rng.choice(['black', 'white'])}")
+        labels.append(label)
+    return texts, labels
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_tiny_model_trains_saves_safetensors_and_predicts(tiny_encoder: Path, tmp_path: Path, method: str):
+    train_texts, train_labels = _toy(120, seed=1)
+    val_texts, val_labels = _toy(30, seed=2)
+    # LoRA adapts a few low-rank matrices of a random tiny encoder: it needs a higher rate and more steps.
+    lora = method == "lora"
+    config = TrainingConfig(
+        base_model=str(tiny_encoder),
+        method=method,
+        epochs=20 if lora else 8,
+        learning_rate=3e-2 if lora else 5e-3,
+        batch_size=16,
+        max_length=16,
+        device="cpu",
+        lora_r=8,
+        lora_alpha=16,
+        early_stopping_patience=6,
+    )
+    result = train(
+        config,
+        train_texts=train_texts,
+        train_labels=train_labels,
+        val_texts=val_texts,
+        val_labels=val_labels,
+        output_dir=tmp_path / "v1",
+    )
+
+    assert result.labels == ["kitchen", "phones", "tv"]
+    assert label_map(result.output_dir) == result.labels
+    assert sorted(p.name for p in result.output_dir.glob("*.safetensors")) == ["model.safetensors"]
+    assert result.history.evaluations and result.history.losses
+    assert load_metrics(result.output_dir)["config"]["method"] == method
+
+    classifier = Classifier(result.output_dir, device="cpu", max_length=16)
+    predictions = classifier.predict(val_texts, top_k=2, batch_size=7)
+    assert predictions.top_indices.shape == (30, 2)
+    accuracy = sum(classifier.labels[p[0]] == t for p, t in zip(predictions.top_indices, val_labels)) / 30
+    assert accuracy > 0.8  # chance is 1/3
+    assert (predictions.top_probabilities[:, 0] >= predictions.top_probabilities[:, 1]).all()
+
+
+def test_warm_start_when_the_labels_match(tiny_encoder: Path, tmp_path: Path):
+    texts, labels = _toy(60, seed=3)
+    config = TrainingConfig(base_model=str(tiny_encoder), epochs=1, batch_size=16, max_length=16, device="cpu")
+    first = train(
+        config,
+        train_texts=texts,
+        train_labels=labels,
+        val_texts=texts[:15],
+        val_labels=labels[:15],
+        output_dir=tmp_path / "v1",
+    )
+    second = train(
+        config,
+        train_texts=texts,
+        train_labels=labels,
+        val_texts=texts[:15],
+        val_labels=labels[:15],
+        output_dir=tmp_path / "v2",
+        warm_start_from=first.output_dir,
+    )
+    assert second.warm_started
+    # A new label: the old head does not fit, so it starts from the base model.
+    third = train(
+        config,
+        train_texts=[*texts, "sofa"],
+        train_labels=[*labels, "furniture"],
+        val_texts=texts[:15],
+        val_labels=labels[:15],
+        output_dir=tmp_path / "v3",
+        warm_start_from=first.output_dir,
+    )
+    assert not third.warm_started
+
+
+def test_pickle_weights_are_refused(tmp_path: Path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"\x80\x04not really")
+    with pytest.raises(UnsafeArtifactError, match="pickle"):
+        check_safe(tmp_path)
+    with pytest.raises(UnsafeArtifactError, match="pickle"):
+        Classifier(tmp_path, device="cpu")
+
+
+@pytest.mark.slow
+def test_packaged_encoder_learns_the_shipped_offers(tmp_path: Path):
+    """The real all-MiniLM-L6-v2 on a small slice of PriceRunner, split by cluster: far above chance (10 classes)."""
+    rows = list(csv.reader((DEMO_DATA / "pricerunner" / "pricerunner_aggregate.csv").open(encoding="utf-8")))
+    rng = random.Random(0)
+    clusters = sorted({r[3] for r in rows})
+    held_out = set(rng.sample(clusters, len(clusters) // 5))
+    train_rows = [r for r in rows if r[3] not in held_out]
+    test_rows = [r for r in rows if r[3] in held_out]
+    rng.shuffle(train_rows)
+    rng.shuffle(test_rows)
+    train_rows, test_rows = train_rows[:600], test_rows[:300]
+    config = TrainingConfig(
+        base_model=default_base_model(),
+        epochs=3,
+        learning_rate=3e-4,
+        batch_size=32,
+        max_length=32,
+        device="cpu",
+        evals_per_epoch=1,
+    )
+    result = train(
+        config,
+        train_texts=[r[1] for r in train_rows],
+        train_labels=[r[6] for r in train_rows],
+        val_texts=[r[1] for r in test_rows[:100]],
+        val_labels=[r[6] for r in test_rows[:100]],
+        output_dir=tmp_path / "minilm",
+    )
+    classifier = Classifier(result.output_dir, device="cpu", max_length=32)
+    predictions = classifier.predict([r[1] for r in test_rows[100:]], top_k=1)
+    accuracy = sum(classifier.labels[p[0]] == r[6] for p, r in zip(predictions.top_indices, test_rows[100:])) / 200
+    assert accuracy > 0.8, accuracy
