@@ -59,13 +59,14 @@ def test_tiny_model_trains_saves_safetensors_and_predicts(tiny_encoder: Path, tm
     assert result.labels == ["kitchen", "phones", "tv"]
     assert label_map(result.output_dir) == result.labels
     assert sorted(p.name for p in result.output_dir.glob("*.safetensors")) == ["model.safetensors"]
-    assert result.history.evaluations and result.history.losses
+    assert result.history.evaluations
+    assert result.history.losses
     assert load_metrics(result.output_dir)["config"]["method"] == method
 
     classifier = Classifier(result.output_dir, device="cpu", max_length=16)
     predictions = classifier.predict(val_texts, top_k=2, batch_size=7)
     assert predictions.top_indices.shape == (30, 2)
-    accuracy = sum(classifier.labels[p[0]] == t for p, t in zip(predictions.top_indices, val_labels)) / 30
+    accuracy = sum(classifier.labels[p[0]] == t for p, t in zip(predictions.top_indices, val_labels, strict=False)) / 30
     assert accuracy > 0.8  # chance is 1/3
     assert (predictions.top_probabilities[:, 0] >= predictions.top_probabilities[:, 1]).all()
 
@@ -144,5 +145,8 @@ def test_packaged_encoder_learns_the_shipped_offers(tmp_path: Path):
     )
     classifier = Classifier(result.output_dir, device="cpu", max_length=32)
     predictions = classifier.predict([r[1] for r in test_rows[100:]], top_k=1)
-    accuracy = sum(classifier.labels[p[0]] == r[6] for p, r in zip(predictions.top_indices, test_rows[100:])) / 200
+    accuracy = (
+        sum(classifier.labels[p[0]] == r[6] for p, r in zip(predictions.top_indices, test_rows[100:], strict=False))
+        / 200
+    )
     assert accuracy > 0.8, accuracy
