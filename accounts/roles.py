@@ -21,8 +21,11 @@ MANAGE = [
     "catalog.add_importjob",
 ]
 
+MODELS_VIEW = ["mlcore.view_modelversion", "mlcore.view_trainingrun", "mlcore.view_rescorejob"]
+MODELS_MANAGE = ["mlcore.add_trainingrun", "mlcore.change_modelversion", "mlcore.add_rescorejob"]
+
 ROLE_PERMISSIONS: dict[Role, list[str]] = {
     Role.ANNOTATOR: VIEW,
-    Role.CATALOG_MANAGER: VIEW + MANAGE,
-    Role.ADMIN: VIEW + MANAGE + ["auth.view_user", "auth.change_user"],
+    Role.CATALOG_MANAGER: VIEW + MANAGE + MODELS_VIEW,
+    Role.ADMIN: VIEW + MANAGE + MODELS_VIEW + MODELS_MANAGE + ["auth.view_user", "auth.change_user"],
 }

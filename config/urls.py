@@ -17,6 +17,7 @@ urlpatterns = [
     path("accounts/language/", language_set, name="language-set"),
     path("catalog/", include("catalog.urls")),
     path("api/v1/", include("catalog.api.urls")),
+    path("api/v1/", include("mlcore.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),

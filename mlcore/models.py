@@ -1,1 +1,197 @@
+"""The model registry and its jobs: versions with honest metrics, training runs, re-scoring, stored predictions."""
+
 from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from catalog.models import Category, Product
+
+
+class TrainingMethod(models.TextChoices):
+    FULL = "full", _("full fine-tuning")
+    LORA = "lora", _("LoRA")
+
+
+class ModelVersionStatus(models.TextChoices):
+    TRAINING = "training", _("training")
+    READY = "ready", _("ready")
+    ACTIVE = "active", _("active")
+    ARCHIVED = "archived", _("archived")
+    FAILED = "failed", _("failed")
+
+
+class ModelVersion(models.Model):
+    number = models.PositiveIntegerField(unique=True)
+    base_model = models.CharField(max_length=500)
+    method = models.CharField(max_length=10, choices=TrainingMethod.choices, default=TrainingMethod.FULL)
+    hyperparameters = models.JSONField(default=dict)
+    # Counts per category and the product ids of each split, as trained: a version can always be explained.
+    data_snapshot = models.JSONField(default=dict)
+    metrics = models.JSONField(default=dict, blank=True)
+    artifact_path = models.CharField(max_length=1000, blank=True)
+    status = models.CharField(max_length=20, choices=ModelVersionStatus.choices, default=ModelVersionStatus.TRAINING)
+    # Suggestions come from this version: set when its re-scoring job completes, never before.
+    is_serving = models.BooleanField(default=False)
+    warm_started_from = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Why it was (or was not) activated: the gate's comparison, or the admin's override.
+    activation_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["status"], condition=Q(status="active"), name="one_active_model_version"),
+            # One training at a time: a second start is refused, a redelivered task finds the first.
+            models.UniqueConstraint(
+                fields=["status"], condition=Q(status="training"), name="one_training_model_version"
+            ),
+            models.UniqueConstraint(
+                fields=["is_serving"], condition=Q(is_serving=True), name="one_serving_model_version"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.number} ({self.get_status_display()})"
+
+    @property
+    def label(self) -> str:
+        return f"v{self.number}"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", _("queued")
+    RUNNING = "running", _("running")
+    SUCCEEDED = "succeeded", _("succeeded")
+    FAILED = "failed", _("failed")
+    CANCELLED = "cancelled", _("cancelled")
+
+
+FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class TrainingRun(models.Model):
+    model_version = models.OneToOneField(ModelVersion, on_delete=models.CASCADE, related_name="training_run")
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    epoch = models.FloatField(default=0)
+    losses = models.JSONField(default=list, blank=True)
+    evaluations = models.JSONField(default=list, blank=True)
+    device = models.CharField(max_length=20, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status"], name="trainingrun_status")]
+
+    def __str__(self) -> str:
+        return f"training of {self.model_version} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        if self.status in FINISHED:
+            return 100
+        return int(100 * self.step / self.total_steps) if self.total_steps else 0
+
+
+class TestSetItem(models.Model):
+    """A verified product held out for evaluation. Once chosen it stays test for every later version, so versions
+    are compared on the same items."""
+
+    product = models.OneToOneField(Product, on_delete=models.CASCADE, related_name="+")
+    added_for = models.ForeignKey(ModelVersion, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"test item {self.product_id}"
+
+
+class RescoreJob(models.Model):
+    """Writes a prediction for every product. model_version null: zero-shot scores from the pretrained encoder."""
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, null=True, blank=True, related_name="rescore_jobs"
+    )
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+    products_total = models.PositiveIntegerField(default=0)
+    products_done = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"rescore {self.model_version or 'zero-shot'} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        if self.status == RunStatus.SUCCEEDED:
+            return 100
+        return int(100 * self.products_done / self.products_total) if self.products_total else 0
+
+
+class RescoreChunk(models.Model):
+    job = models.ForeignKey(RescoreJob, on_delete=models.CASCADE, related_name="chunks")
+    first_id = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    done = models.BooleanField(default=False)
+    products = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "first_id"], name="rescorechunk_unique_range")]
+        indexes = [models.Index(fields=["job", "done"], name="rescorechunk_job_done")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}: {self.first_id}-{self.last_id}"
+
+
+class Prediction(models.Model):
+    """A product's top-k categories from one version (or zero-shot), best first, with margin and entropy."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, null=True, blank=True, related_name="predictions"
+    )
+    # [[category_id, probability], ...] best first
+    top = models.JSONField()
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="+")
+    confidence = models.FloatField()
+    margin = models.FloatField()
+    entropy = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["product", "model_version"], name="prediction_product_version"),
+            models.UniqueConstraint(
+                fields=["product"], condition=Q(model_version__isnull=True), name="prediction_product_zeroshot"
+            ),
+        ]
+        indexes = [
+            # The labeling queue's uncertainty strategy reads the smallest margins of one version.
+            models.Index(fields=["model_version", "margin"], name="prediction_version_margin"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_id}: {self.category_id} ({self.confidence:.2f})"

@@ -73,6 +73,7 @@ def train(
         AutoTokenizer,
         DataCollatorWithPadding,
         EarlyStoppingCallback,
+        PrinterCallback,
         Trainer,
         TrainerCallback,
         TrainingArguments,
@@ -188,6 +189,8 @@ def train(
             compute_metrics=compute_metrics,
             callbacks=[EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience), Report()],
         )
+        # Progress goes to on_progress (the TrainingRun row), not to the worker's stdout.
+        trainer.remove_callback(PrinterCallback)
         trainer.train()
         best = trainer.evaluate()
         final = trainer.model

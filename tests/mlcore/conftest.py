@@ -28,3 +28,45 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     BertModel(config).save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture
+def ml_settings(settings, tiny_encoder: Path, tmp_path: Path):
+    """The tiny encoder as the base model, artifacts in a per-test folder, small chunks, CPU."""
+    settings.MLCORE_BASE_MODEL = str(tiny_encoder)
+    settings.MLCORE_ARTIFACT_DIR = tmp_path / "models"
+    settings.MLCORE_DEVICE = "cpu"
+    settings.MLCORE_MAX_LENGTH = 16
+    settings.MLCORE_RESCORE_CHUNK_SIZE = 4
+    from mlcore.services import rescoring
+
+    rescoring._classifier.cache_clear()
+    rescoring._ZEROSHOT_CACHE.clear()
+    return settings
+
+
+KITCHEN = ["dishwasher", "fridge", "oven", "microwave", "freezer"]
+PHONES = ["iphone", "galaxy phone", "pixel phone", "nokia phone", "smartphone"]
+
+
+@pytest.fixture
+def labelled_catalog(small_tree, manager):
+    """Ten verified products in each of two leaves, and a few unlabelled ones."""
+    from catalog.models import CategorySource
+    from catalog.services.products import product_category_set
+    from tests.factories import ProductFactory
+
+    for i in range(20):
+        words, category = (KITCHEN, small_tree["dish"]) if i % 2 else (PHONES, small_tree["phones"])
+        product = ProductFactory(sku=f"L{i:03d}", title=f"{words[i % 5]} model {i}", brand="")
+        product_category_set(
+            product_id=product.pk,
+            category_id=category.pk,
+            expected_version=product.version,
+            source=CategorySource.ANNOTATION,
+            actor=manager,
+            verified=True,
+        )
+    for i in range(5):
+        ProductFactory(sku=f"U{i:03d}", title=f"{(KITCHEN + PHONES)[i * 2]} new {i}", brand="")
+    return small_tree

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from mlcore.models import ModelVersion, RescoreJob, TrainingMethod, TrainingRun
+
+
+class ModelVersionSerializer(serializers.ModelSerializer[ModelVersion]):
+    summary = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id",
+            "number",
+            "label",
+            "status",
+            "is_serving",
+            "base_model",
+            "method",
+            "hyperparameters",
+            "summary",
+            "artifact_path",
+            "warm_started_from",
+            "created_by",
+            "created_at",
+            "activated_at",
+            "activated_by",
+            "activation_note",
+        ]
+
+    def get_summary(self, version: ModelVersion) -> dict[str, Any]:
+        test = version.metrics.get("test", {})
+        keys = ("n", "accuracy", "macro_f1", "weighted_f1", "ece", "coverage_at_95", "coverage_at_99")
+        return {key: test[key] for key in keys if key in test}
+
+
+class TrainingRunSerializer(serializers.ModelSerializer[TrainingRun]):
+    percent = serializers.IntegerField(read_only=True)
+    model_version = ModelVersionSerializer(read_only=True)
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id",
+            "status",
+            "percent",
+            "step",
+            "total_steps",
+            "epoch",
+            "losses",
+            "evaluations",
+            "device",
+            "cancel_requested",
+            "heartbeat_at",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "model_version",
+        ]
+
+
+class TrainingRunCreateSerializer(serializers.Serializer[Any]):
+    method = serializers.ChoiceField(choices=TrainingMethod.choices, default=TrainingMethod.FULL)
+    base_model = serializers.CharField(required=False, default="", allow_blank=True)
+    epochs = serializers.FloatField(required=False, default=3.0)
+    learning_rate = serializers.FloatField(required=False, default=5e-5)
+    max_length = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=8, max_value=512)
+    batch_size = serializers.IntegerField(required=False, default=32, min_value=1, max_value=1024)
+
+
+class RescoreJobSerializer(serializers.ModelSerializer[RescoreJob]):
+    percent = serializers.IntegerField(read_only=True)
+    source = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RescoreJob
+        fields = [
+            "id",
+            "model_version",
+            "source",
+            "status",
+            "percent",
+            "chunks_total",
+            "chunks_done",
+            "products_total",
+            "products_done",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+    def get_source(self, job: RescoreJob) -> str:
+        return job.model_version.label if job.model_version else "zero-shot"
+
+
+class SuggestionSerializer(serializers.Serializer[Any]):
+    category_id = serializers.IntegerField()
+    external_id = serializers.CharField()
+    path = serializers.CharField()
+    confidence = serializers.FloatField()
+    source = serializers.CharField(help_text="the model version (v3) or zero-shot")

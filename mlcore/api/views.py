@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action, api_view, permission_classes
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from catalog.api.permissions import CatalogPermission
+from catalog.selectors import product_get
+from config.http import signed_in
+from mlcore.api.serializers import (
+    ModelVersionSerializer,
+    RescoreJobSerializer,
+    SuggestionSerializer,
+    TrainingRunCreateSerializer,
+    TrainingRunSerializer,
+)
+from mlcore.models import ModelVersion, RescoreJob, TrainingRun
+from mlcore.selectors import product_suggestions
+from mlcore.services.rescoring import rescore_job_start
+from mlcore.services.training import model_version_activate, training_run_cancel, training_run_start
+
+
+class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet[ModelVersion]):
+    serializer_class = ModelVersionSerializer
+    permission_classes = [CatalogPermission]
+    read_perm = "mlcore.view_modelversion"
+    write_perm = "mlcore.change_modelversion"
+    queryset = ModelVersion.objects.all()
+    filter_backends: list[Any] = []
+
+    @action(detail=True, methods=["get"])
+    def metrics(self, request: Request, pk: str | None = None) -> Response:
+        """Every metric of the version: test set (accuracy, P/R/F1, per class, confusion, per level, ECE, coverage)
+        and validation, plus its data snapshot's counts per category."""
+        version = self.get_object()
+        return Response({**version.metrics, "counts": version.data_snapshot.get("counts", {})})
+
+    @extend_schema(request=None, responses=ModelVersionSerializer)
+    @action(detail=True, methods=["post"])
+    def activate(self, request: Request, pk: str | None = None) -> Response:
+        """Make this version active (admins); `?force=true` overrides the gate, and the override is recorded."""
+        version = model_version_activate(
+            version_id=self.get_object().pk, user=signed_in(request), force=request.query_params.get("force") == "true"
+        )
+        return Response(ModelVersionSerializer(version).data)
+
+
+class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[TrainingRun]):
+    serializer_class = TrainingRunSerializer
+    permission_classes = [CatalogPermission]
+    read_perm = "mlcore.view_trainingrun"
+    write_perm = "mlcore.add_trainingrun"
+    queryset = TrainingRun.objects.select_related("model_version")
+    filter_backends: list[Any] = []
+
+    @extend_schema(request=TrainingRunCreateSerializer, responses={202: TrainingRunSerializer})
+    def create(self, request: Request) -> Response:
+        incoming = TrainingRunCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        run = training_run_start(user=signed_in(request), **incoming.validated_data)
+        return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses=TrainingRunSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        run = training_run_cancel(run_id=self.get_object().pk)
+        return Response(TrainingRunSerializer(run).data)
+
+
+class RescoreJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[RescoreJob]):
+    serializer_class = RescoreJobSerializer
+    permission_classes = [CatalogPermission]
+    read_perm = "mlcore.view_rescorejob"
+    write_perm = "mlcore.add_rescorejob"
+    queryset = RescoreJob.objects.select_related("model_version")
+    filter_backends: list[Any] = []
+
+    @extend_schema(request=None, responses={202: RescoreJobSerializer})
+    def create(self, request: Request) -> Response:
+        """Re-score the catalog with `?version=<id>` (default: zero-shot)."""
+        version = request.query_params.get("version")
+        job = rescore_job_start(version_id=int(version) if version and version.isdigit() else None)
+        return Response(RescoreJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(responses=SuggestionSerializer(many=True))
+@api_view(["GET"])
+@permission_classes([CatalogPermission])
+def suggestions(request: Request, product_id: int) -> Response:
+    """The product's top categories, best first, with confidence and where they came from."""
+    product = product_get(product_id=product_id)
+    data = product_suggestions(product=product, language=getattr(request, "LANGUAGE_CODE", None))
+    return Response(SuggestionSerializer(data, many=True).data)
+
+
+suggestions.cls.read_perm = "catalog.view_product"  # type: ignore[attr-defined]
+suggestions.cls.write_perm = "catalog.view_product"  # type: ignore[attr-defined]

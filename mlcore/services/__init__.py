@@ -1,0 +1,1 @@
+"""mlcore services: everything that writes to the registry and its jobs."""

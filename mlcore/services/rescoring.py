@@ -1,0 +1,231 @@
+"""Re-scoring: a prediction for every product from one version (or zero-shot), in id-range chunks on the `ml` queue.
+
+Each chunk is idempotent (its rows are replaced in one transaction with the chunk's done flag), so a redelivered or
+re-run chunk writes nothing twice, and a killed job resumes with the chunks that are not done. Suggestions switch to
+the new version only when the last chunk lands.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from catalog.models import Category, Product
+from config.errors import NotFoundError
+from mlcore.models import ModelVersion, Prediction, RescoreChunk, RescoreJob, RunStatus
+from mlcore.services.common import base_model_path, category_hierarchy
+
+logger = logging.getLogger(__name__)
+
+
+def rescore_job_start(*, version_id: int | None, enqueue: bool = True) -> RescoreJob:
+    """Queue a job over the whole catalog; an unfinished job for the same version is resumed, not duplicated.
+    enqueue=False leaves the chunks for rescore_job_run_here() (the command's foreground mode)."""
+    version = None
+    if version_id is not None:
+        version = ModelVersion.objects.filter(pk=version_id).first()
+        if version is None:
+            raise NotFoundError(f"No model version with id {version_id}.")
+    with transaction.atomic():
+        existing = RescoreJob.objects.filter(model_version=version, status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+        job = existing.first()
+        if job is None:
+            job = RescoreJob.objects.create(model_version=version)
+            size = settings.MLCORE_RESCORE_CHUNK_SIZE
+            chunks: list[RescoreChunk] = []
+            first: int | None = None
+            count = last = 0
+            for pk in Product.objects.order_by("id").values_list("id", flat=True).iterator(chunk_size=10_000):
+                first = pk if first is None else first
+                last = pk
+                count += 1
+                if count % size == 0:
+                    chunks.append(RescoreChunk(job=job, first_id=first, last_id=last))
+                    first = None
+            if first is not None:
+                chunks.append(RescoreChunk(job=job, first_id=first, last_id=last))
+            RescoreChunk.objects.bulk_create(chunks)
+            job.chunks_total, job.products_total = len(chunks), count
+            job.save(update_fields=["chunks_total", "products_total"])
+        if enqueue:
+            transaction.on_commit(lambda: rescore_job_enqueue(job_id=job.pk))
+    return job
+
+
+def rescore_job_run_here(*, job_id: int) -> RescoreJob:
+    """Run the pending chunks in this process, in order (what the worker would do, for a command or a test)."""
+    for first, last in RescoreChunk.objects.filter(job_id=job_id, done=False).values_list("first_id", "last_id"):
+        rescore_chunk(job_id=job_id, first_id=first, last_id=last)
+    _finish_if_complete(job_id)
+    return RescoreJob.objects.get(pk=job_id)
+
+
+def rescore_job_enqueue(*, job_id: int) -> int:
+    """Send a task for every chunk not done yet (a resume after a killed worker sends only the rest)."""
+    from mlcore.tasks import rescore_chunk_task
+
+    pending = list(RescoreChunk.objects.filter(job_id=job_id, done=False).values_list("first_id", "last_id"))
+    for first, last in pending:
+        rescore_chunk_task.delay(job_id, first, last)
+    if not pending:
+        _finish_if_complete(job_id)
+    return len(pending)
+
+
+def rescore_chunk(*, job_id: int, first_id: int, last_id: int) -> None:
+    chunk = RescoreChunk.objects.select_related("job").filter(job_id=job_id, first_id=first_id).first()
+    if chunk is None:
+        logger.warning("rescore chunk %s/%s does not exist", job_id, first_id)
+        return
+    if chunk.done or chunk.job.status in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
+        return
+    RescoreJob.objects.filter(pk=job_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.RUNNING, started_at=timezone.now()
+    )
+    products = list(
+        Product.objects.filter(id__gte=first_id, id__lte=last_id).values_list("id", "title", "brand", "description")
+    )
+    rows = score_products(version_id=chunk.job.model_version_id, products=products)
+    with transaction.atomic():
+        locked = RescoreChunk.objects.select_for_update().get(pk=chunk.pk)
+        if locked.done:  # its twin finished first
+            return
+        Prediction.objects.filter(
+            model_version_id=chunk.job.model_version_id, product_id__gte=first_id, product_id__lte=last_id
+        ).delete()
+        predictions_write(rows=rows, version_id=chunk.job.model_version_id)
+        RescoreChunk.objects.filter(pk=chunk.pk).update(done=True, products=len(rows), finished_at=timezone.now())
+        RescoreJob.objects.filter(pk=job_id).update(
+            chunks_done=F("chunks_done") + 1, products_done=F("products_done") + len(rows)
+        )
+    _finish_if_complete(job_id)
+
+
+def _finish_if_complete(job_id: int) -> None:
+    with transaction.atomic():
+        job = RescoreJob.objects.select_for_update().get(pk=job_id)
+        if job.status == RunStatus.SUCCEEDED or RescoreChunk.objects.filter(job_id=job_id, done=False).exists():
+            return
+        job.status, job.finished_at = RunStatus.SUCCEEDED, timezone.now()
+        job.save(update_fields=["status", "finished_at"])
+        if job.model_version_id is not None:
+            # The switch: from now on suggestions come from this version, all products at once.
+            ModelVersion.objects.filter(is_serving=True).exclude(pk=job.model_version_id).update(is_serving=False)
+            ModelVersion.objects.filter(pk=job.model_version_id).update(is_serving=True)
+
+
+def predictions_write(*, rows: list[dict[str, Any]], version_id: int | None) -> None:
+    """PostgreSQL: one COPY (100x a bulk_update at 2k rows, bench/rescore.py). Elsewhere: bulk_create."""
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        buffer = io.StringIO()
+        now = timezone.now().isoformat()
+        version = "\\N" if version_id is None else str(version_id)
+        for row in rows:
+            top = json.dumps(row["top"]).replace("\\", "\\\\")
+            buffer.write(
+                f"{row['product_id']}\t{version}\t{top}\t{row['category_id']}\t{row['confidence']}\t"
+                f"{row['margin']}\t{row['entropy']}\t{now}\n"
+            )
+        with (
+            connection.cursor() as cursor,
+            cursor.connection.cursor().copy(
+                "COPY mlcore_prediction (product_id, model_version_id, top, category_id, confidence, margin, entropy, "
+                "created_at) FROM STDIN"
+            ) as copy,
+        ):
+            copy.write(buffer.getvalue())
+        return
+    Prediction.objects.bulk_create([Prediction(model_version_id=version_id, **row) for row in rows], batch_size=500)
+
+
+def score_products(*, version_id: int | None, products: list[tuple[int, str, str, str]]) -> list[dict[str, Any]]:
+    """Top-k categories for (id, title, brand, description) rows, from a version's classifier or zero-shot."""
+    from mlcore.engine.text import product_text
+    from mlcore.engine.types import ProductText
+
+    if not products:
+        return []
+    texts = [product_text(ProductText(title=t, brand=b, description=d)) for _, t, b, d in products]
+    k = settings.MLCORE_TOP_K
+    if version_id is None:
+        scorer, candidates, pks = _zeroshot()
+        nodes, probabilities = scorer.top_k(texts, candidates, k=k)
+        category_ids = [[pks[n] for n in row] for row in nodes]
+        margins = probabilities[:, 0] - (probabilities[:, 1] if probabilities.shape[1] > 1 else 0)
+        import numpy as np
+
+        clipped = np.clip(probabilities, 1e-12, 1)
+        entropies = -(clipped * np.log(clipped)).sum(axis=1)
+    else:
+        classifier = _classifier(ModelVersion.objects.get(pk=version_id).artifact_path)
+        predictions = classifier.predict(texts, top_k=k)
+        category_ids = [[int(classifier.labels[i]) for i in row] for row in predictions.top_indices]
+        probabilities, margins, entropies = predictions.top_probabilities, predictions.margin, predictions.entropy
+    return [
+        {
+            "product_id": pk,
+            "top": [[c, round(float(p), 5)] for c, p in zip(ids, probs, strict=True)],
+            "category_id": ids[0],
+            "confidence": float(probs[0]),
+            "margin": float(margin),
+            "entropy": float(entropy),
+        }
+        for (pk, *_), ids, probs, margin, entropy in zip(
+            products, category_ids, probabilities, margins, entropies, strict=True
+        )
+    ]
+
+
+@lru_cache(maxsize=2)
+def _classifier(artifact_path: str) -> Any:
+    """One loaded model per worker process and version (a worker serves many chunks)."""
+    from mlcore.engine.prediction import Classifier
+
+    return Classifier(artifact_path, device=settings.MLCORE_DEVICE, max_length=settings.MLCORE_MAX_LENGTH)
+
+
+def _zeroshot() -> tuple[Any, list[int], list[int]]:
+    from mlcore.engine.zeroshot import CategoryTexts, Encoder, ZeroShotScorer
+
+    hierarchy, pks = category_hierarchy()
+    key = (len(pks), Category.objects.order_by("-updated_at").values_list("updated_at", flat=True).first())
+    cached = _ZEROSHOT_CACHE.get("scorer")
+    if cached is None or cached[0] != key:
+        rows = {pk: (name, path) for pk, name, path in Category.objects.values_list("pk", "name_en", "full_path_en")}
+        texts = CategoryTexts(
+            hierarchy=hierarchy,
+            names=[rows[pk][0] for pk in pks],  # type: ignore[arg-type]
+            paths=[rows[pk][1] for pk in pks],
+        )
+        model = base_model_path()
+        encoder = Encoder(model, device=settings.MLCORE_DEVICE, max_length=settings.MLCORE_MAX_LENGTH)
+        scorer = ZeroShotScorer(
+            encoder, texts, cache_dir=settings.MLCORE_ARTIFACT_DIR / "zeroshot-cache", model_name=model
+        )
+        cached = (key, scorer)
+        _ZEROSHOT_CACHE["scorer"] = cached
+    index = {pk: i for i, pk in enumerate(pks)}
+    return cached[1], [index[pk] for pk in zeroshot_candidates() if pk in index], pks
+
+
+_ZEROSHOT_CACHE: dict[str, Any] = {}
+
+
+def zeroshot_candidates() -> list[int]:
+    """Categories zero-shot may suggest: those the catalog already uses (when it uses at least two), else every
+    active leaf of the taxonomy (MLCORE_ZEROSHOT_CANDIDATES=leaves forces the latter)."""
+    if settings.MLCORE_ZEROSHOT_CANDIDATES == "used":
+        used = sorted(set(Product.objects.exclude(category=None).values_list("category_id", flat=True).distinct()))
+        if len(used) >= 2:
+            return used
+    return list(Category.objects.filter(has_children=False, is_active=True).values_list("pk", flat=True))

@@ -1,0 +1,346 @@
+"""Training runs: start one, run it on a worker, evaluate on the frozen test set, and activate through the gate."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from catalog.models import Product
+from config.errors import ApplicationError, ConflictError, NotFoundError
+from mlcore.models import (
+    FINISHED,
+    ModelVersion,
+    ModelVersionStatus,
+    RunStatus,
+    TestSetItem,
+    TrainingMethod,
+    TrainingRun,
+)
+from mlcore.services.common import base_model_path, category_hierarchy
+
+logger = logging.getLogger(__name__)
+
+STALE_AFTER_SECONDS = 600
+MIN_LABELS_PER_CATEGORY = 2
+# A new version may trail the active one by this much macro-F1 on the test set and still be "not worse": below it,
+# differences are noise at the test-set sizes of a young catalog (a few hundred items).
+GATE_TOLERANCE = 0.005
+
+
+def _share(product_id: int, salt: str) -> float:
+    return int(hashlib.sha256(f"{salt}:{product_id}".encode()).hexdigest()[:8], 16) / 2**32
+
+
+@dataclass
+class Split:
+    ids: list[int] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+
+
+def training_run_start(
+    *,
+    user: User | None,
+    method: str = TrainingMethod.FULL,
+    base_model: str = "",
+    epochs: float = 3.0,
+    learning_rate: float = 5e-5,
+    max_length: int | None = None,
+    batch_size: int = 32,
+) -> TrainingRun:
+    """Register a new version in status `training` and queue its run. Refused while another one trains."""
+    if method not in TrainingMethod.values:
+        raise ApplicationError(f"Unknown method '{method}': use full or lora.")
+    if not 0 < epochs <= 100 or not 0 < learning_rate < 1 or batch_size < 1:
+        raise ApplicationError("Epochs must be in (0, 100], the learning rate in (0, 1), the batch size >= 1.")
+    base = base_model or base_model_path()
+    if not Path(base).is_dir():
+        raise ApplicationError(f"The base model must be a local folder; {base} is not one.")
+    counts = _label_counts()
+    usable = {category: n for category, n in counts.items() if n >= MIN_LABELS_PER_CATEGORY}
+    if len(usable) < 2:
+        raise ApplicationError(
+            f"Training needs verified labels in at least 2 categories ({MIN_LABELS_PER_CATEGORY} each); "
+            f"there are {len(usable)}."
+        )
+    hyperparameters = {
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "max_length": max_length or settings.MLCORE_MAX_LENGTH,
+    }
+    try:
+        with transaction.atomic():
+            number = (ModelVersion.objects.aggregate(n=Max("number"))["n"] or 0) + 1
+            version = ModelVersion.objects.create(
+                number=number, base_model=base, method=method, hyperparameters=hyperparameters, created_by=user
+            )
+            run = TrainingRun.objects.create(model_version=version)
+            from mlcore.tasks import training_run_task
+
+            transaction.on_commit(lambda: training_run_task.delay(run.pk))
+    except IntegrityError:
+        current = TrainingRun.objects.filter(model_version__status=ModelVersionStatus.TRAINING).first()
+        raise ConflictError(
+            f"A training run is already in progress (#{current.pk if current else '?'}); wait for it or cancel it."
+        ) from None
+    return run
+
+
+def training_run_cancel(*, run_id: int) -> TrainingRun:
+    run = TrainingRun.objects.filter(pk=run_id).first()
+    if run is None:
+        raise NotFoundError(f"No training run with id {run_id}.")
+    if run.status in FINISHED:
+        raise ConflictError(f"Training run #{run_id} has already ended ({run.status}).")
+    TrainingRun.objects.filter(pk=run_id).update(cancel_requested=True)
+    if run.status == RunStatus.QUEUED:
+        _fail(run, RunStatus.CANCELLED, "Cancelled before it started.")
+    run.refresh_from_db()
+    return run
+
+
+def _label_counts() -> dict[int, int]:
+    from django.db.models import Count
+
+    rows = Product.objects.filter(is_verified=True, category__isnull=False).values("category_id")
+    return {row["category_id"]: row["n"] for row in rows.annotate(n=Count("id"))}
+
+
+def _splits(version: ModelVersion) -> tuple[Split, Split, Split]:
+    """All verified labels: the frozen test set (extended with a share of labels never seen before), then
+    validation and training from the rest."""
+    from mlcore.engine.text import product_text
+    from mlcore.engine.types import ProductText
+
+    verified = list(
+        Product.objects.filter(is_verified=True, category__isnull=False)
+        .values_list("id", "title", "brand", "description", "category_id")
+        .order_by("id")
+    )
+    test_ids = set(TestSetItem.objects.values_list("product_id", flat=True))
+    new_test = [pk for pk, *_ in verified if pk not in test_ids and _share(pk, "test") < settings.MLCORE_TEST_SHARE]
+    TestSetItem.objects.bulk_create(
+        [TestSetItem(product_id=pk, added_for=version) for pk in new_test], ignore_conflicts=True
+    )
+    test_ids.update(new_test)
+    train, validation, test = Split(), Split(), Split()
+    for pk, title, brand, description, category_id in verified:
+        text = product_text(ProductText(title=title, brand=brand, description=description))
+        if pk in test_ids:
+            split = test
+        elif _share(pk, f"validation-{version.number}") < settings.MLCORE_VALIDATION_SHARE:
+            split = validation
+        else:
+            split = train
+        split.ids.append(pk)
+        split.texts.append(text)
+        split.labels.append(str(category_id))
+    return train, validation, test
+
+
+def _claim(run_id: int) -> TrainingRun | None:
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().select_related("model_version").filter(pk=run_id).first()
+        if run is None:
+            logger.warning("training run %s does not exist", run_id)
+            return None
+        if run.status in FINISHED:
+            return None
+        now = timezone.now()
+        if (
+            run.status == RunStatus.RUNNING
+            and run.heartbeat_at
+            and (now - run.heartbeat_at).total_seconds() < STALE_AFTER_SECONDS
+        ):
+            logger.info("training run %s is alive on another worker", run_id)
+            return None
+        # Queued, or running with a dead worker: (re)start from the beginning.
+        run.status, run.started_at, run.heartbeat_at, run.step = RunStatus.RUNNING, now, now, 0
+        run.save(update_fields=["status", "started_at", "heartbeat_at", "step"])
+    return run
+
+
+def training_run_execute(*, run_id: int) -> None:
+    run = _claim(run_id)
+    if run is None:
+        return
+    version = run.model_version
+    try:
+        _execute(run, version)
+    except Exception as exc:
+        from mlcore.engine.training import TrainingCancelled
+
+        if isinstance(exc, TrainingCancelled):
+            _fail(run, RunStatus.CANCELLED, "Cancelled.")
+            return
+        logger.exception("training run %s failed", run.pk)
+        _fail(run, RunStatus.FAILED, f"{exc.__class__.__name__}: {exc}")
+        if not isinstance(exc, ApplicationError):
+            raise
+
+
+def _fail(run: TrainingRun, status: str, message: str) -> None:
+    with transaction.atomic():
+        TrainingRun.objects.filter(pk=run.pk).update(status=status, error=message, finished_at=timezone.now())
+        ModelVersion.objects.filter(pk=run.model_version_id, status=ModelVersionStatus.TRAINING).update(
+            status=ModelVersionStatus.FAILED, activation_note=message
+        )
+
+
+def _execute(run: TrainingRun, version: ModelVersion) -> None:
+    from mlcore.engine.training import train
+    from mlcore.engine.types import Progress, TrainingConfig
+
+    train_split, validation, test = _splits(version)
+    counts = _counts(train_split.labels + validation.labels + test.labels)
+    if not validation.ids:  # tiny catalogs: validate on the training data rather than not at all
+        validation = train_split
+    active = ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).first()
+    hp = version.hyperparameters
+    config = TrainingConfig(
+        base_model=version.base_model,
+        method=version.method,
+        epochs=hp["epochs"],
+        learning_rate=hp["learning_rate"],
+        batch_size=hp["batch_size"],
+        max_length=hp["max_length"],
+        device=settings.MLCORE_DEVICE,
+    )
+    version.data_snapshot = {
+        "counts": counts,
+        "train_ids": train_split.ids,
+        "validation_ids": validation.ids,
+        "test_ids": test.ids,
+    }
+    version.save(update_fields=["data_snapshot"])
+
+    def on_progress(progress: Progress) -> None:
+        fields: dict[str, Any] = {
+            "step": progress.step,
+            "total_steps": progress.total_steps,
+            "epoch": progress.epoch,
+            "heartbeat_at": timezone.now(),
+        }
+        TrainingRun.objects.filter(pk=run.pk).update(**fields)
+
+    def should_stop() -> bool:
+        return TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists()
+
+    output = Path(settings.MLCORE_ARTIFACT_DIR) / f"v{version.number}"
+    result = train(
+        config,
+        train_texts=train_split.texts,
+        train_labels=train_split.labels,
+        val_texts=validation.texts,
+        val_labels=validation.labels,
+        output_dir=output,
+        warm_start_from=active.artifact_path if active and active.artifact_path else None,
+        on_progress=on_progress,
+        should_stop=should_stop,
+    )
+    metrics = model_version_evaluate(artifact=result.output_dir, test=test)
+    metrics["validation"] = result.best_validation
+    with transaction.atomic():
+        TrainingRun.objects.filter(pk=run.pk).update(
+            status=RunStatus.SUCCEEDED,
+            finished_at=timezone.now(),
+            losses=result.history.losses,
+            evaluations=result.history.evaluations,
+            device=result.device,
+            step=run.total_steps or 0,
+        )
+        version.metrics = metrics
+        version.artifact_path = str(result.output_dir)
+        version.status = ModelVersionStatus.READY
+        version.warm_started_from = active if result.warm_started else None
+        version.save()
+    _gate(version, active, test)
+
+
+def _counts(labels: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    return counts
+
+
+def model_version_evaluate(*, artifact: str | Path, test: Split) -> dict[str, Any]:
+    """The version's test-set metrics (labels are category ids; accuracy per level uses the tree)."""
+    import numpy as np
+
+    from mlcore.engine.evaluation import evaluate
+    from mlcore.engine.prediction import Classifier
+
+    classifier = Classifier(artifact, device=settings.MLCORE_DEVICE, max_length=settings.MLCORE_MAX_LENGTH)
+    if not test.ids:
+        return {"test": {"n": 0}}
+    predictions = classifier.predict(test.texts, top_k=1, keep_probabilities=True)
+    probabilities = predictions.probabilities
+    assert probabilities is not None
+    index = {label: i for i, label in enumerate(classifier.labels)}
+    # A test label the model never saw counts as wrong: an extra all-zero column keeps it in the report.
+    labels = list(classifier.labels)
+    unseen = sorted(set(test.labels) - set(index))
+    for label in unseen:
+        index[label] = len(labels)
+        labels.append(label)
+    if unseen:
+        probabilities = np.hstack([probabilities, np.zeros((len(test.ids), len(unseen)), dtype=np.float32)])
+    hierarchy, _ = category_hierarchy()
+    metrics = evaluate([index[label] for label in test.labels], probabilities, labels, hierarchy)  # type: ignore[arg-type]
+    return {"test": metrics, "test_size": len(test.ids)}
+
+
+def _gate(version: ModelVersion, active: ModelVersion | None, test: Split) -> None:
+    """Activate the new version unless it is worse than the active one on the same (frozen) test set."""
+    new_f1 = version.metrics.get("test", {}).get("macro_f1", 0.0)
+    if active is None or not active.artifact_path:
+        note = f"First version: test macro-F1 {new_f1:.4f}."
+        model_version_activate(version_id=version.pk, user=None, note=note, force=True)
+        return
+    active_f1 = model_version_evaluate(artifact=active.artifact_path, test=test)["test"].get("macro_f1", 0.0)
+    comparison = f"test macro-F1 {new_f1:.4f} vs active v{active.number} {active_f1:.4f} on the same {len(test.ids)}"
+    if new_f1 + GATE_TOLERANCE >= active_f1:
+        model_version_activate(version_id=version.pk, user=None, note=f"Activated: {comparison} items.", force=True)
+    else:
+        ModelVersion.objects.filter(pk=version.pk).update(
+            activation_note=f"Not activated: {comparison} items. An admin may activate it anyway."
+        )
+
+
+def model_version_activate(*, version_id: int, user: User | None, note: str = "", force: bool = False) -> ModelVersion:
+    """Make a ready version the active one and start re-scoring the catalog with it. Without `force`, a version the
+    gate held back is refused; an admin's override is recorded with their name."""
+    from mlcore.services.rescoring import rescore_job_start
+
+    with transaction.atomic():
+        version = ModelVersion.objects.select_for_update().filter(pk=version_id).first()
+        if version is None:
+            raise NotFoundError(f"No model version with id {version_id}.")
+        if version.status == ModelVersionStatus.ACTIVE:
+            return version
+        if version.status not in (ModelVersionStatus.READY, ModelVersionStatus.ARCHIVED):
+            raise ConflictError(f"v{version.number} is {version.status}: only a ready version can be activated.")
+        if not force and version.activation_note.startswith("Not activated"):
+            raise ConflictError(f"{version.activation_note} Pass force to override.")
+        ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).update(status=ModelVersionStatus.ARCHIVED)
+        version.status = ModelVersionStatus.ACTIVE
+        version.activated_at = timezone.now()
+        version.activated_by = user
+        if user is not None:
+            note = note or f"Activated by {user.get_username()} (override of the gate)." if force else note
+            logger.warning("model version v%s activated by %s: %s", version.number, user, note)
+        version.activation_note = note or version.activation_note
+        version.save()
+        rescore_job_start(version_id=version.pk)
+    return version

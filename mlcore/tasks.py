@@ -1,0 +1,34 @@
+"""Celery tasks of the `ml` queue: ids in, one service call each (torch is imported inside the services)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=3,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+)
+def training_run_task(self: object, run_id: int) -> None:
+    from mlcore.services.training import training_run_execute
+
+    training_run_execute(run_id=run_id)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=3,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+)
+def rescore_chunk_task(self: object, job_id: int, first_id: int, last_id: int) -> None:
+    from mlcore.services.rescoring import rescore_chunk
+
+    rescore_chunk(job_id=job_id, first_id=first_id, last_id=last_id)

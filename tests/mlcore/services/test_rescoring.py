@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import pytest
+
+from catalog.models import Product
+from mlcore.models import ModelVersion, Prediction, RescoreChunk, RunStatus
+from mlcore.selectors import product_suggestions
+from mlcore.services.rescoring import rescore_chunk, rescore_job_enqueue, rescore_job_run_here, rescore_job_start
+from mlcore.services.training import training_run_execute, training_run_start
+
+
+@pytest.fixture
+def version(ml_settings, labelled_catalog, manager, django_capture_on_commit_callbacks) -> ModelVersion:
+    with django_capture_on_commit_callbacks(execute=False):
+        run = training_run_start(user=manager, epochs=4, learning_rate=5e-3, batch_size=8, max_length=16)
+        training_run_execute(run_id=run.pk)
+    return ModelVersion.objects.get(pk=run.model_version_id)
+
+
+def test_zero_shot_suggests_for_every_product_before_any_model(ml_settings, labelled_catalog):
+    job = rescore_job_start(version_id=None, enqueue=False)
+    job = rescore_job_run_here(job_id=job.pk)
+
+    assert job.status == RunStatus.SUCCEEDED
+    assert Prediction.objects.filter(model_version=None).count() == Product.objects.count() == 25
+    suggestions = product_suggestions(product=Product.objects.get(sku="U000"))
+    assert suggestions
+    assert {s["source"] for s in suggestions} == {"zero-shot"}
+    # "used" candidates: the two categories the catalog holds.
+    assert {s["category_id"] for s in suggestions} <= {labelled_catalog["dish"].pk, labelled_catalog["phones"].pk}
+    assert suggestions[0]["confidence"] >= suggestions[-1]["confidence"]
+
+
+def test_suggestions_switch_only_when_the_job_completes(version: ModelVersion, django_capture_on_commit_callbacks):
+    rescore_job_run_here(job_id=rescore_job_start(version_id=None, enqueue=False).pk)
+    job = version.rescore_jobs.get()
+    chunks = list(RescoreChunk.objects.filter(job=job).order_by("first_id"))
+    assert len(chunks) == 7  # 25 products in chunks of 4
+
+    product = Product.objects.order_by("id").first()
+    rescore_chunk(job_id=job.pk, first_id=chunks[0].first_id, last_id=chunks[0].last_id)
+    version.refresh_from_db()
+    assert not version.is_serving
+    assert {s["source"] for s in product_suggestions(product=product)} == {"zero-shot"}
+
+    job = rescore_job_run_here(job_id=job.pk)
+    version.refresh_from_db()
+    assert job.status == RunStatus.SUCCEEDED
+    assert version.is_serving
+    assert {s["source"] for s in product_suggestions(product=product)} == {"v1"}
+
+
+def test_a_rerun_chunk_writes_nothing_twice_and_a_killed_job_resumes(version: ModelVersion):
+    job = version.rescore_jobs.get()
+    chunks = list(RescoreChunk.objects.filter(job=job).order_by("first_id"))
+    for chunk in chunks[:3]:
+        rescore_chunk(job_id=job.pk, first_id=chunk.first_id, last_id=chunk.last_id)
+    written = Prediction.objects.filter(model_version=version).count()
+    # A redelivered task for a finished chunk, and the same chunk's twin arriving late.
+    rescore_chunk(job_id=job.pk, first_id=chunks[0].first_id, last_id=chunks[0].last_id)
+    assert Prediction.objects.filter(model_version=version).count() == written == 12
+
+    # The worker dies here. Resuming sends only the chunks that are not done.
+    from unittest import mock
+
+    with mock.patch("mlcore.tasks.rescore_chunk_task.delay") as delay:
+        assert rescore_job_enqueue(job_id=job.pk) == 4
+    assert sorted(call.args[1] for call in delay.call_args_list) == [c.first_id for c in chunks[3:]]
+    rescore_job_run_here(job_id=job.pk)
+    assert Prediction.objects.filter(model_version=version).count() == Product.objects.count()
+    job.refresh_from_db()
+    assert (job.products_done, job.chunks_done) == (25, 7)
+
+
+def test_starting_a_job_twice_returns_the_unfinished_one(version: ModelVersion):
+    first = version.rescore_jobs.get()
+    assert rescore_job_start(version_id=version.pk, enqueue=False).pk == first.pk

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from catalog.models import Product
+from config.errors import ApplicationError, ConflictError
+from mlcore.models import ModelVersion, ModelVersionStatus, RescoreJob, RunStatus, TestSetItem, TrainingRun
+from mlcore.services.training import (
+    model_version_activate,
+    training_run_cancel,
+    training_run_execute,
+    training_run_start,
+)
+
+
+def _train(manager, **kwargs) -> ModelVersion:
+    run = training_run_start(
+        user=manager, epochs=kwargs.pop("epochs", 3), learning_rate=5e-3, batch_size=8, max_length=16, **kwargs
+    )
+    training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    return ModelVersion.objects.get(pk=run.model_version_id)
+
+
+def test_training_needs_labels_in_two_categories(ml_settings, small_tree, manager):
+    with pytest.raises(ApplicationError, match="at least 2 categories"):
+        training_run_start(user=manager)
+    assert not ModelVersion.objects.exists()
+
+
+def test_first_version_is_registered_evaluated_and_activated(
+    ml_settings, labelled_catalog, manager, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        version = _train(manager)
+
+    assert version.number == 1
+    assert version.status == ModelVersionStatus.ACTIVE
+    assert sorted(p.name for p in Path(version.artifact_path).iterdir() if p.suffix == ".safetensors") == [
+        "model.safetensors"
+    ]
+    snapshot = version.data_snapshot
+    assert set(snapshot) == {"counts", "train_ids", "validation_ids", "test_ids"}
+    assert sum(snapshot["counts"].values()) == 20
+    assert not set(snapshot["train_ids"]) & set(snapshot["test_ids"])
+    test = version.metrics["test"]
+    assert {
+        "accuracy",
+        "macro_f1",
+        "weighted_f1",
+        "per_class",
+        "confusion_matrix",
+        "accuracy_per_level",
+        "ece",
+        "coverage_at_95",
+        "coverage_at_99",
+    } <= set(test)
+    run = TrainingRun.objects.get(model_version=version)
+    assert run.evaluations
+    assert run.losses
+    # Activation queues re-scoring of the whole catalog with the new version.
+    assert RescoreJob.objects.get(model_version=version).products_total == Product.objects.count()
+
+
+def test_test_set_is_frozen_across_versions(ml_settings, labelled_catalog, manager, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        first = _train(manager)
+        first_test = set(first.data_snapshot["test_ids"])
+        assert first_test == set(TestSetItem.objects.values_list("product_id", flat=True))
+        second = _train(manager)
+    assert set(second.data_snapshot["test_ids"]) >= first_test
+    assert not first_test & set(second.data_snapshot["train_ids"])
+
+
+def test_a_worse_version_waits_for_an_admin(
+    ml_settings, labelled_catalog, manager, admin_user, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        first = _train(manager, epochs=6)
+        first.metrics["test"]["macro_f1"] = 1.0  # as if the active version were perfect
+        first.save()
+        from mlcore.services import training
+
+        original = training.model_version_evaluate
+
+        def evaluate_active_as_perfect(*, artifact, test):
+            result = original(artifact=artifact, test=test)
+            if str(artifact) == first.artifact_path:
+                result["test"]["macro_f1"] = 1.0
+            return result
+
+        training.model_version_evaluate = evaluate_active_as_perfect
+        try:
+            second = _train(manager, epochs=1)
+        finally:
+            training.model_version_evaluate = original
+    assert second.status == ModelVersionStatus.READY
+    assert second.activation_note.startswith("Not activated")
+    with pytest.raises(ConflictError, match="Pass force"):
+        model_version_activate(version_id=second.pk, user=admin_user)
+    with django_capture_on_commit_callbacks(execute=False):
+        forced = model_version_activate(version_id=second.pk, user=admin_user, force=True)
+    assert forced.status == ModelVersionStatus.ACTIVE
+    assert forced.activated_by == admin_user
+    assert "override" in forced.activation_note
+    first.refresh_from_db()
+    assert first.status == ModelVersionStatus.ARCHIVED
+
+
+def test_one_training_at_a_time_and_cancel(ml_settings, labelled_catalog, manager, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        run = training_run_start(user=manager)
+        with pytest.raises(ConflictError, match="already in progress"):
+            training_run_start(user=manager)
+    cancelled = training_run_cancel(run_id=run.pk)
+    assert cancelled.status == RunStatus.CANCELLED
+    training_run_execute(run_id=run.pk)  # the queued task arrives after the cancel: nothing happens
+    assert ModelVersion.objects.get().status == ModelVersionStatus.FAILED
+    with django_capture_on_commit_callbacks(execute=False):
+        assert training_run_start(user=manager).pk != run.pk  # the slot is free again
