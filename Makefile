@@ -24,6 +24,7 @@ demo: install
 	@\
 	$(BIN)/python manage.py migrate --noinput -v 0 && \
 	$(BIN)/python manage.py load_demo && \
+	$(BIN)/python manage.py zeroshot --background --if-missing && \
 	echo && echo "  Shelfwise is starting on http://127.0.0.1:8000  (Ctrl-C stops web and worker)" && \
 	echo "  Log in as annotator / manager / admin, password: demo" && echo && \
 	exec $(BIN)/honcho start -f Procfile

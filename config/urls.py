@@ -16,6 +16,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/language/", language_set, name="language-set"),
     path("catalog/", include("catalog.urls")),
+    path("models/", include("mlcore.urls")),
     path("api/v1/", include("catalog.api.urls")),
     path("api/v1/", include("mlcore.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -39,6 +39,18 @@ def main() -> None:
         page.fill("input[name=q]", "冰箱")
         page.wait_for_selector("#search-results tr")
         page.screenshot(path=str(OUT / "taxonomy-browser.png"))
+        page.goto(f"{base}/catalog/products/?uncategorised=on")
+        page.locator("#results tbody tr a").first.click()
+        page.wait_for_selector("text=Suggestions")
+        page.screenshot(path=str(OUT / "product-suggestions.png"))
+        page = browser.new_page(viewport={"width": 1360, "height": 860})  # a fresh session for the admin
+        page.goto(f"{base}/accounts/login/")
+        page.fill("#id_username", "admin")
+        page.fill("#id_password", "demo")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/catalog/products/**")
+        page.goto(f"{base}/models/")
+        page.screenshot(path=str(OUT / "models-dashboard.png"))
         browser.close()
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.utils import timezone
 
 from catalog.models import Product
@@ -20,6 +20,7 @@ from mlcore.models import (
     FINISHED,
     ModelVersion,
     ModelVersionStatus,
+    RescoreJob,
     RunStatus,
     TestSetItem,
     TrainingMethod,
@@ -257,7 +258,7 @@ def _execute(run: TrainingRun, version: ModelVersion) -> None:
             losses=result.history.losses,
             evaluations=result.history.evaluations,
             device=result.device,
-            step=run.total_steps or 0,
+            step=F("total_steps"),
         )
         version.metrics = metrics
         version.artifact_path = str(result.output_dir)
@@ -334,6 +335,10 @@ def model_version_activate(*, version_id: int, user: User | None, note: str = ""
         if not force and version.activation_note.startswith("Not activated"):
             raise ConflictError(f"{version.activation_note} Pass force to override.")
         ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).update(status=ModelVersionStatus.ARCHIVED)
+        # Re-scoring with an older version is moot now: its remaining chunks return at once.
+        RescoreJob.objects.filter(
+            model_version__isnull=False, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
+        ).exclude(model_version=version).update(status=RunStatus.CANCELLED, finished_at=timezone.now())
         version.status = ModelVersionStatus.ACTIVE
         version.activated_at = timezone.now()
         version.activated_by = user

@@ -75,3 +75,18 @@ def test_a_rerun_chunk_writes_nothing_twice_and_a_killed_job_resumes(version: Mo
 def test_starting_a_job_twice_returns_the_unfinished_one(version: ModelVersion):
     first = version.rescore_jobs.get()
     assert rescore_job_start(version_id=version.pk, enqueue=False).pk == first.pk
+
+
+def test_activating_another_version_cancels_the_old_versions_rescoring(version: ModelVersion, admin_user,
+                                                                      django_capture_on_commit_callbacks):
+    from mlcore.services.training import model_version_activate, training_run_execute, training_run_start
+
+    old_job = version.rescore_jobs.get()
+    with django_capture_on_commit_callbacks(execute=False):
+        run = training_run_start(user=admin_user, epochs=1, learning_rate=5e-3, batch_size=8, max_length=16)
+        training_run_execute(run_id=run.pk)
+        model_version_activate(version_id=run.model_version_id, user=admin_user, force=True)
+    old_job.refresh_from_db()
+    assert old_job.status == RunStatus.CANCELLED
+    run.refresh_from_db()
+    assert run.step == run.total_steps > 0

@@ -1,0 +1,136 @@
+"""Re-scoring throughput on PostgreSQL: end-to-end (read, tokenize, infer, COPY) against model-only inference and
+against the naive path (one pipeline() call per product + bulk_update), side by side; and COPY against bulk_update.
+
+    python -m bench.rescore [--n 100000] [--naive 300]
+
+Runs on the bench database that `python -m bench.import_products` fills (products are real offer titles). The model
+is the packaged MiniLM with a 10-way head: speed does not depend on what the head learned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from bench._setup import bench_database
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def bench_model(folder: Path) -> Path:
+    if (folder / "model.safetensors").exists():
+        return folder
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from mlcore.engine.artifacts import default_base_model
+
+    labels = [str(i) for i in range(10)]
+    model = AutoModelForSequenceClassification.from_pretrained(
+        default_base_model(),
+        num_labels=10,
+        id2label=dict(enumerate(labels)),
+        label2id={x: i for i, x in enumerate(labels)},
+    )
+    model.save_pretrained(folder, safe_serialization=True)
+    AutoTokenizer.from_pretrained(default_base_model()).save_pretrained(folder)
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--naive", type=int, default=300, help="products for the (slow) naive path")
+    args = parser.parse_args()
+    bench_database()
+    from django.db import transaction
+    from django.utils import timezone
+
+    from catalog.models import Category, Product
+    from mlcore.engine.prediction import Classifier
+    from mlcore.models import ModelVersion, ModelVersionStatus, Prediction, RescoreChunk, RescoreJob
+    from mlcore.services.rescoring import predictions_write, rescore_job_run_here
+
+    folder = bench_model(REPO / "var" / "bench-models" / "minilm-10")
+    # The head's labels must be category ids: map 0..9 onto real categories of the bench catalog.
+    category_ids = list(Category.objects.filter(has_children=False).values_list("pk", flat=True)[:10])
+    import json
+
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text())
+    config["id2label"] = {str(i): str(pk) for i, pk in enumerate(category_ids)}
+    config["label2id"] = {str(pk): i for i, pk in enumerate(category_ids)}
+    config_path.write_text(json.dumps(config))
+    Prediction.objects.all().delete()
+    ModelVersion.objects.all().delete()
+    version = ModelVersion.objects.create(
+        number=1, base_model="bench", artifact_path=str(folder), status=ModelVersionStatus.ACTIVE
+    )
+    ids = list(Product.objects.order_by("id").values_list("id", flat=True)[: args.n])
+    products = list(Product.objects.filter(id__lte=ids[-1]).values_list("title", flat=True))
+    print(f"{len(ids):,} products, torch threads: {__import__('torch').get_num_threads()}")
+
+    classifier = Classifier(folder)
+    classifier.predict(products[:256])  # warm up
+    started = time.perf_counter()
+    classifier.predict(products, top_k=5, batch_size=128)
+    model_only = len(products) / (time.perf_counter() - started)
+    print(f"model only (tokenize + infer):   {model_only:8,.0f} titles/s")
+
+    job = RescoreJob.objects.create(model_version=version, products_total=len(ids))
+    size = 2000
+    RescoreChunk.objects.bulk_create(
+        RescoreChunk(job=job, first_id=ids[i], last_id=ids[min(i + size, len(ids)) - 1])
+        for i in range(0, len(ids), size)
+    )
+    job.chunks_total = job.chunks.count()
+    job.save()
+    started = time.perf_counter()
+    rescore_job_run_here(job_id=job.pk)
+    end_to_end = len(ids) / (time.perf_counter() - started)
+    print(f"end to end (read..COPY):         {end_to_end:8,.0f} titles/s  ({end_to_end / model_only:.2f} x model only)")
+
+    from transformers import pipeline
+
+    classify = pipeline("text-classification", model=str(folder), device="cpu", top_k=5)
+    naive_ids = ids[: args.naive]
+    rows = {p.product_id: p for p in Prediction.objects.filter(model_version=version, product_id__in=naive_ids)}
+    started = time.perf_counter()
+    for pk, title in Product.objects.filter(id__in=naive_ids).values_list("id", "title"):
+        output = classify(title)
+        result = output[0] if isinstance(output[0], list) else output
+        rows[pk].confidence = float(result[0]["score"])
+    Prediction.objects.bulk_update(list(rows.values()), ["confidence"])
+    naive = len(naive_ids) / (time.perf_counter() - started)
+    print(f"naive (pipeline per product):    {naive:8,.0f} titles/s  (end to end is {end_to_end / naive:.1f} x)")
+
+    sample = list(Prediction.objects.filter(model_version=version).order_by("product_id")[:20_000])
+    fresh = [
+        {
+            "product_id": p.product_id,
+            "top": p.top,
+            "category_id": p.category_id,
+            "confidence": p.confidence,
+            "margin": p.margin,
+            "entropy": p.entropy,
+        }
+        for p in sample
+    ]
+    with transaction.atomic():
+        Prediction.objects.filter(pk__in=[p.pk for p in sample]).delete()
+        started = time.perf_counter()
+        predictions_write(rows=fresh, version_id=version.pk)
+        copy_rate = len(fresh) / (time.perf_counter() - started)
+    sample = list(Prediction.objects.filter(model_version=version).order_by("product_id")[:2_000])
+    for p in sample:
+        p.confidence, p.created_at = p.confidence * 0.5, timezone.now()
+    started = time.perf_counter()
+    Prediction.objects.bulk_update(sample, ["confidence", "created_at"], batch_size=1000)
+    update_rate = len(sample) / (time.perf_counter() - started)
+    print(
+        f"writes: COPY {copy_rate:,.0f} rows/s, bulk_update {update_rate:,.0f} rows/s ({copy_rate / update_rate:.0f} x)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from mlcore import views
+
+app_name = "mlcore"
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("train/", views.training_start, name="training-start"),
+    path("runs/<int:run_id>/cancel/", views.training_cancel, name="training-cancel"),
+    path("versions/<int:version_id>/activate/", views.version_activate, name="version-activate"),
+    path("products/<int:product_id>/suggestions/", views.suggestions_partial, name="product-suggestions"),
+]

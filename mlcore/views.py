@@ -1,0 +1,101 @@
+"""The models dashboard: versions and their metrics, training runs with live curves, re-scoring progress."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from catalog.selectors import product_get
+from config.errors import ApplicationError, NotFoundError
+from config.http import HtmxHttpRequest, signed_in
+from mlcore.forms import TrainingStartForm
+from mlcore.models import ModelVersion, RescoreJob, TrainingRun
+from mlcore.selectors import product_suggestions
+from mlcore.services.training import model_version_activate, training_run_cancel, training_run_start
+
+
+def _curve(points: list[dict[str, float]], key: str, width: int = 320, height: int = 80) -> str:
+    """An SVG polyline's points for a training curve (no chart library needed for one line)."""
+    values = [(p.get("step", 0.0), p.get(key)) for p in points if p.get(key) is not None]
+    if len(values) < 2:
+        return ""
+    xs, ys = [v[0] for v in values], [float(v[1]) for v in values]  # type: ignore[arg-type]
+    x0, x1, y0, y1 = min(xs), max(xs) or 1, min(ys), max(ys)
+    span_x, span_y = (x1 - x0) or 1, (y1 - y0) or 1
+    return " ".join(f"{(x - x0) / span_x * width:.1f},{height - (y - y0) / span_y * height:.1f}" for x, y in values)
+
+
+@login_required
+@permission_required("mlcore.view_modelversion", raise_exception=True)
+@require_GET
+def dashboard(request: HtmxHttpRequest) -> HttpResponse:
+    runs = list(TrainingRun.objects.select_related("model_version").order_by("-created_at")[:10])
+    for run in runs:
+        run.loss_curve = _curve(run.losses, "loss")  # type: ignore[attr-defined]
+        run.f1_curve = _curve(run.evaluations, "macro_f1")  # type: ignore[attr-defined]
+    context = {
+        "versions": ModelVersion.objects.select_related("created_by", "activated_by")[:20],
+        "runs": runs,
+        "jobs": RescoreJob.objects.select_related("model_version")[:10],
+        "form": TrainingStartForm(),
+        "busy": any(r.status in ("queued", "running") for r in runs)
+        or RescoreJob.objects.filter(status__in=["queued", "running"]).exists(),
+    }
+    template = "mlcore/dashboard.html#live" if request.htmx else "mlcore/dashboard.html"
+    return render(request, template, context)
+
+
+@login_required
+@permission_required("mlcore.add_trainingrun", raise_exception=True)
+@require_POST
+def training_start(request: HttpRequest) -> HttpResponse:
+    form = TrainingStartForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Check the training settings: %(errors)s") % {"errors": form.errors.as_text()})
+        return redirect("mlcore:dashboard")
+    try:
+        run = training_run_start(user=signed_in(request), **form.cleaned_data)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Training run #%(id)s queued.") % {"id": run.pk})
+    return redirect("mlcore:dashboard")
+
+
+@login_required
+@permission_required("mlcore.add_trainingrun", raise_exception=True)
+@require_POST
+def training_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+    try:
+        training_run_cancel(run_id=run_id)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("mlcore:dashboard")
+
+
+@login_required
+@permission_required("mlcore.change_modelversion", raise_exception=True)
+@require_POST
+def version_activate(request: HttpRequest, version_id: int) -> HttpResponse:
+    try:
+        version = model_version_activate(version_id=version_id, user=signed_in(request), force=True)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("%(version)s is active; re-scoring started.") % {"version": version.label})
+    return redirect("mlcore:dashboard")
+
+
+@login_required
+@require_GET
+def suggestions_partial(request: HttpRequest, product_id: int) -> HttpResponse:
+    try:
+        product = product_get(product_id=product_id)
+    except NotFoundError as exc:
+        return HttpResponse(exc.message, status=404)
+    rows = product_suggestions(product=product, language=request.LANGUAGE_CODE)
+    return render(request, "mlcore/partials/suggestions.html", {"suggestions": rows, "product": product})

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from accounts.roles import Role
+from catalog.models import Product
+from mlcore.models import ModelVersion, Prediction, RunStatus, TrainingRun
+from tests.conftest import REPO
+from tests.factories import UserFactory
+
+
+def _client(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_suggestions_api_lists_best_first_with_source(ml_settings, labelled_catalog, annotator):
+    call_command("zeroshot", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    product = Product.objects.get(sku="U001")
+    response = _client(annotator).get(f"/api/v1/products/{product.pk}/suggestions")
+    assert response.status_code == 200
+    rows = response.json()
+    assert set(rows[0]) == {"category_id", "external_id", "path", "confidence", "source"}
+    assert rows[0]["confidence"] >= rows[-1]["confidence"]
+    assert rows[0]["source"] == "zero-shot"
+    assert _client(annotator).get("/api/v1/products/999999/suggestions").status_code == 404
+
+
+def test_only_admins_start_training_managers_watch(
+    ml_settings, labelled_catalog, manager, annotator, django_capture_on_commit_callbacks
+):
+    admin = UserFactory(username="boss", role=Role.ADMIN)
+    assert _client(manager).post("/api/v1/training-runs/", {}).status_code == 403
+    assert _client(annotator).get("/api/v1/model-versions/").status_code == 403
+    with django_capture_on_commit_callbacks(execute=False):
+        started = _client(admin).post("/api/v1/training-runs/", {"method": "lora", "epochs": 1}, format="json")
+        assert started.status_code == 202
+        second = _client(admin).post("/api/v1/training-runs/", {}, format="json")
+    assert second.status_code == 409
+    run_id = started.json()["id"]
+    assert _client(manager).get(f"/api/v1/training-runs/{run_id}/").json()["status"] == "queued"
+    cancelled = _client(admin).post(f"/api/v1/training-runs/{run_id}/cancel/")
+    assert cancelled.json()["status"] == "cancelled"
+    assert _client(admin).post(f"/api/v1/training-runs/{run_id}/cancel/").status_code == 409
+    bad = _client(admin).post("/api/v1/training-runs/", {"epochs": -1}, format="json")
+    assert bad.status_code == 400
+
+
+@pytest.mark.slow
+def test_a_real_worker_trains_activates_and_rescores(ml_settings, labelled_catalog, celery_worker):
+    """Start a run through the API; the worker trains, the gate activates, chunks re-score, suggestions switch."""
+    admin = UserFactory(username="boss", role=Role.ADMIN)
+    response = _client(admin).post(
+        "/api/v1/training-runs/",
+        {"epochs": 3, "learning_rate": 0.005, "batch_size": 8, "max_length": 16},
+        format="json",
+    )
+    run_id = response.json()["id"]
+    deadline = time.monotonic() + 180
+    version = None
+    while time.monotonic() < deadline:
+        run = TrainingRun.objects.select_related("model_version").get(pk=run_id)
+        version = run.model_version
+        if run.status == RunStatus.FAILED:
+            pytest.fail(run.error)
+        if version.is_serving:
+            break
+        time.sleep(0.5)
+    assert version is not None
+    assert version.is_serving, "suggestions never switched to the new version"
+    assert Prediction.objects.filter(model_version=version).count() == Product.objects.count()
+    metrics = _client(admin).get(f"/api/v1/model-versions/{version.pk}/metrics/").json()
+    assert "confusion_matrix" in metrics["test"]
+    job = _client(admin).get("/api/v1/rescore-jobs/").json()["results"][0]
+    assert (job["status"], job["percent"], job["source"]) == ("succeeded", 100, "v1")
+    product = Product.objects.get(sku="U000")
+    assert _client(admin).get(f"/api/v1/products/{product.pk}/suggestions").json()[0]["source"] == "v1"
+    assert ModelVersion.objects.get().status == "active"
+
+
+def test_the_web_process_never_imports_torch():
+    script = (
+        "import sys, django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings'); django.setup();"
+        "from django.urls import get_resolver; get_resolver().url_patterns;"
+        "import mlcore.api.views, mlcore.services.training, mlcore.services.rescoring, mlcore.tasks;"
+        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False False", result.stderr
