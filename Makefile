@@ -36,7 +36,7 @@ chromium:
 test: install chromium
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(BIN)/ruff check .
-	$(BIN)/mypy mlcore/engine catalog accounts config
+	$(BIN)/mypy config accounts catalog mlcore labeling
 
 # The edit-test loop: everything but the browser and the real worker processes.
 quick: install
@@ -44,10 +44,9 @@ quick: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy mlcore/engine catalog accounts config
 
 typecheck: install
-	$(BIN)/mypy mlcore/engine catalog accounts config
+	$(BIN)/mypy config accounts catalog mlcore labeling
 
 bench-import: install
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m bench.import_products

@@ -1,17 +1,9 @@
 from __future__ import annotations
 
-from celery import shared_task
-from django.db import OperationalError
+from config.tasks import durable_task
 
 
-@shared_task(
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=3,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-)
+@durable_task()
 def import_job_run_task(self: object, job_id: int) -> None:
     from catalog.services.jobs import import_job_run
 

@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-from celery import shared_task
-from django.db import OperationalError
+from config.tasks import durable_task
 
 
-@shared_task(
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=3,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-)
+@durable_task()
 def training_run_task(self: object, run_id: int) -> None:
     from mlcore.services.training import training_run_execute
 
     training_run_execute(run_id=run_id)
 
 
-@shared_task(
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=3,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-)
+@durable_task()
 def rescore_chunk_task(self: object, job_id: int, first_id: int, last_id: int) -> None:
     from mlcore.services.rescoring import rescore_chunk
 

@@ -20,10 +20,10 @@ from mlcore.services.training import model_version_activate, training_run_cancel
 
 def _curve(points: list[dict[str, float]], key: str, width: int = 320, height: int = 80) -> str:
     """An SVG polyline's points for a training curve (no chart library needed for one line)."""
-    values = [(p.get("step", 0.0), p.get(key)) for p in points if p.get(key) is not None]
+    values = [(float(p.get("step", 0.0)), float(p[key])) for p in points if p.get(key) is not None]
     if len(values) < 2:
         return ""
-    xs, ys = [v[0] for v in values], [float(v[1]) for v in values]  # type: ignore[arg-type]
+    xs, ys = [v[0] for v in values], [v[1] for v in values]
     x0, x1, y0, y1 = min(xs), max(xs) or 1, min(ys), max(ys)
     span_x, span_y = (x1 - x0) or 1, (y1 - y0) or 1
     return " ".join(f"{(x - x0) / span_x * width:.1f},{height - (y - y0) / span_y * height:.1f}" for x, y in values)

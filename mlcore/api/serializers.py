@@ -74,7 +74,8 @@ class TrainingRunCreateSerializer(serializers.Serializer[Any]):
 
 class RescoreJobSerializer(serializers.ModelSerializer[RescoreJob]):
     percent = serializers.IntegerField(read_only=True)
-    source = serializers.SerializerMethodField()
+    # `source` shadows Field.source in the stubs; the API names the origin of a score so.
+    source = serializers.SerializerMethodField()  # type: ignore[assignment]
 
     class Meta:
         model = RescoreJob
@@ -103,4 +104,4 @@ class SuggestionSerializer(serializers.Serializer[Any]):
     external_id = serializers.CharField()
     path = serializers.CharField()
     confidence = serializers.FloatField()
-    source = serializers.CharField(help_text="the model version (v3) or zero-shot")
+    source = serializers.CharField(help_text="the model version (v3) or zero-shot")  # type: ignore[assignment]

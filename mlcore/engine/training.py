@@ -123,7 +123,7 @@ def train(
             "accuracy": float((predicted == truth).mean()),
         }
 
-    class Report(TrainerCallback):  # type: ignore[misc]
+    class Report(TrainerCallback):
         def on_log(
             self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any
         ) -> None:
@@ -193,7 +193,7 @@ def train(
         trainer.remove_callback(PrinterCallback)
         trainer.train()
         best = trainer.evaluate()
-        final = trainer.model
+        final: Any = trainer.model
         if config.method == "lora":
             # Fold the adapters into the weights: a served version is one plain model, loaded like any other.
             final = final.merge_and_unload()

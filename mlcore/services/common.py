@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 
 from catalog.models import Category
+
+if TYPE_CHECKING:
+    from mlcore.engine.hierarchy import Hierarchy
 
 
 def base_model_path() -> str:
@@ -13,7 +18,7 @@ def base_model_path() -> str:
     return default_base_model()
 
 
-def category_hierarchy() -> tuple[object, list[int]]:
+def category_hierarchy() -> tuple[Hierarchy, list[int]]:
     """The whole tree for the engine, labels as category ids (strings), and the pks by node index."""
     from mlcore.engine.hierarchy import Hierarchy
 

@@ -204,7 +204,7 @@ def _zeroshot() -> tuple[Any, list[int], list[int]]:
         rows = {pk: (name, path) for pk, name, path in Category.objects.values_list("pk", "name_en", "full_path_en")}
         texts = CategoryTexts(
             hierarchy=hierarchy,
-            names=[rows[pk][0] for pk in pks],  # type: ignore[arg-type]
+            names=[rows[pk][0] for pk in pks],
             paths=[rows[pk][1] for pk in pks],
         )
         model = base_model_path()

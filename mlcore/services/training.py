@@ -210,7 +210,7 @@ def _execute(run: TrainingRun, version: ModelVersion) -> None:
     hp = version.hyperparameters
     config = TrainingConfig(
         base_model=version.base_model,
-        method=version.method,
+        method="lora" if version.method == TrainingMethod.LORA else "full",
         epochs=hp["epochs"],
         learning_rate=hp["learning_rate"],
         batch_size=hp["batch_size"],
@@ -298,7 +298,7 @@ def model_version_evaluate(*, artifact: str | Path, test: Split) -> dict[str, An
     if unseen:
         probabilities = np.hstack([probabilities, np.zeros((len(test.ids), len(unseen)), dtype=np.float32)])
     hierarchy, _ = category_hierarchy()
-    metrics = evaluate([index[label] for label in test.labels], probabilities, labels, hierarchy)  # type: ignore[arg-type]
+    metrics = evaluate([index[label] for label in test.labels], probabilities, labels, hierarchy)
     return {"test": metrics, "test_size": len(test.ids)}
 
 

@@ -17,20 +17,23 @@ def test_dashboard_is_for_managers_and_admins(annotator_client, manager_client, 
     assert "Train a new version" not in page  # managers watch; admins start
 
 
-def test_admin_starts_training_from_the_dashboard_and_sees_it_live(ml_settings, labelled_catalog,
-                                                                   django_capture_on_commit_callbacks):
+def test_admin_starts_training_from_the_dashboard_and_sees_it_live(
+    ml_settings, labelled_catalog, django_capture_on_commit_callbacks
+):
     client = Client()
     client.force_login(UserFactory(username="boss", role=Role.ADMIN))
     with django_capture_on_commit_callbacks(execute=False):
-        response = client.post(reverse("mlcore:training-start"),
-                               {"method": "full", "epochs": 2, "learning_rate": 0.001}, follow=True)
+        response = client.post(
+            reverse("mlcore:training-start"), {"method": "full", "epochs": 2, "learning_rate": 0.001}, follow=True
+        )
     assert "Training run #" in response.content.decode()
     assert TrainingRun.objects.get().status == "queued"
     live = client.get(reverse("mlcore:dashboard"), HTTP_HX_REQUEST="true").content.decode()
     assert 'hx-trigger="every 1s"' in live  # polls while the run is queued or running
     with django_capture_on_commit_callbacks(execute=False):
-        again = client.post(reverse("mlcore:training-start"), {"method": "full", "epochs": 2,
-                                                               "learning_rate": 0.001}, follow=True)
+        again = client.post(
+            reverse("mlcore:training-start"), {"method": "full", "epochs": 2, "learning_rate": 0.001}, follow=True
+        )
     assert "already in progress" in again.content.decode()
 
 

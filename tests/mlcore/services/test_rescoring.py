@@ -77,8 +77,9 @@ def test_starting_a_job_twice_returns_the_unfinished_one(version: ModelVersion):
     assert rescore_job_start(version_id=version.pk, enqueue=False).pk == first.pk
 
 
-def test_activating_another_version_cancels_the_old_versions_rescoring(version: ModelVersion, admin_user,
-                                                                      django_capture_on_commit_callbacks):
+def test_activating_another_version_cancels_the_old_versions_rescoring(
+    version: ModelVersion, admin_user, django_capture_on_commit_callbacks
+):
     from mlcore.services.training import model_version_activate, training_run_execute, training_run_start
 
     old_job = version.rescore_jobs.get()
