@@ -189,6 +189,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a `status`; name each enum after its own choices instead of a hash.
+    "ENUM_NAME_OVERRIDES": {
+        "ImportStatusEnum": "catalog.models.ImportStatus",
+        "RunStatusEnum": "mlcore.models.RunStatus",
+        "ModelVersionStatusEnum": "mlcore.models.ModelVersionStatus",
+    },
 }
 
 # --- Security (production) ----------------------------------------------------------------------------------------

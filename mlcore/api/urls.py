@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import re_path
 from rest_framework.routers import DefaultRouter
 
 from mlcore.api.views import ModelVersionViewSet, RescoreJobViewSet, TrainingRunViewSet, suggestions
@@ -10,7 +10,7 @@ router.register("model-versions", ModelVersionViewSet, basename="model-version")
 router.register("training-runs", TrainingRunViewSet, basename="training-run")
 router.register("rescore-jobs", RescoreJobViewSet, basename="rescore-job")
 urlpatterns = [
-    path("products/<int:product_id>/suggestions/", suggestions, name="product-suggestions"),
-    path("products/<int:product_id>/suggestions", suggestions),
+    # With or without the trailing slash: the issue names it without, DRF's routers write it with.
+    re_path(r"^products/(?P<product_id>[0-9]+)/suggestions/?$", suggestions, name="product-suggestions"),
     *router.urls,
 ]
