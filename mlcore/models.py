@@ -179,6 +179,10 @@ class Prediction(models.Model):
     confidence = models.FloatField()
     margin = models.FloatField()
     entropy = models.FloatField()
+    # The deepest category whose rolled-up probability (the sum of its descendants') reaches
+    # MLCORE_BACKOFF_THRESHOLD: "surely a refrigerator, maybe a fridge freezer". Null for zero-shot scores.
+    backoff_category = models.ForeignKey(Category, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    backoff_confidence = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -10,6 +10,21 @@ def serving_version() -> ModelVersion | None:
     return ModelVersion.objects.filter(is_serving=True).first()
 
 
+def product_confident_category(*, product: Product) -> tuple[Category, float] | None:
+    """The deepest category the serving version is confident of (its back-off), if any."""
+    version = serving_version()
+    if version is None:
+        return None
+    prediction = (
+        Prediction.objects.select_related("backoff_category")
+        .filter(product=product, model_version=version, backoff_category__isnull=False)
+        .first()
+    )
+    if prediction is None or prediction.backoff_category is None:
+        return None
+    return prediction.backoff_category, prediction.backoff_confidence or 0.0
+
+
 def product_suggestions(*, product: Product, language: str | None = None) -> list[dict[str, Any]]:
     """The product's top categories, best first: from the serving version, or zero-shot before there is one."""
     version = serving_version()

@@ -14,7 +14,7 @@ from config.errors import ApplicationError, NotFoundError
 from config.http import HtmxHttpRequest, signed_in
 from mlcore.forms import TrainingStartForm
 from mlcore.models import ModelVersion, RescoreJob, TrainingRun
-from mlcore.selectors import product_suggestions
+from mlcore.selectors import product_confident_category, product_suggestions
 from mlcore.services.training import model_version_activate, training_run_cancel, training_run_start
 
 
@@ -98,4 +98,7 @@ def suggestions_partial(request: HttpRequest, product_id: int) -> HttpResponse:
     except NotFoundError as exc:
         return HttpResponse(exc.message, status=404)
     rows = product_suggestions(product=product, language=request.LANGUAGE_CODE)
-    return render(request, "mlcore/partials/suggestions.html", {"suggestions": rows, "product": product})
+    confident = product_confident_category(product=product)
+    return render(
+        request, "mlcore/partials/suggestions.html", {"suggestions": rows, "product": product, "confident": confident}
+    )

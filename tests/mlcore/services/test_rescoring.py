@@ -91,3 +91,21 @@ def test_activating_another_version_cancels_the_old_versions_rescoring(
     assert old_job.status == RunStatus.CANCELLED
     run.refresh_from_db()
     assert run.step == run.total_steps > 0
+
+
+def test_predictions_carry_the_deepest_confident_category(version: ModelVersion, settings):
+    from mlcore.selectors import product_confident_category
+
+    settings.MLCORE_BACKOFF_THRESHOLD = 0.5  # the tiny model is not very sure of anything
+    job = rescore_job_run_here(job_id=version.rescore_jobs.get().pk)
+    assert job.status == RunStatus.SUCCEEDED
+    predictions = list(Prediction.objects.filter(model_version=version).select_related("category", "backoff_category"))
+    backed_off = [p for p in predictions if p.backoff_category_id]
+    assert backed_off
+    for prediction in backed_off:
+        # The back-off is the predicted class or one of its ancestors, and at least as likely.
+        assert prediction.category.path.startswith(prediction.backoff_category.path)
+        assert prediction.backoff_confidence >= max(0.5, prediction.confidence - 1e-6)
+    confident = product_confident_category(product=backed_off[0].product)
+    assert confident is not None
+    assert confident[0] == backed_off[0].backoff_category
