@@ -144,6 +144,11 @@ def main() -> None:
             f"{tuned['train_seconds']:.0f} s)"
         )
         print(f"difference:        {100 * (tuned['weighted_f1'] - baseline['weighted_f1']):+.2f} points weighted F1")
+        print(
+            f"int8 (dynamic):    weighted F1 {tuned['int8_weighted_f1']:.4f} "
+            f"({100 * (tuned['int8_weighted_f1'] - tuned['weighted_f1']):+.2f} points), "
+            f"{tuned['int8_titles_per_second']:.0f} titles/s vs {tuned['titles_per_second']:.0f} in fp32"
+        )
     shot = zero_shot(test, mapping, args.zeroshot_limit)
     print(
         f"zero-shot ({shot['n']:.0f} offers): all 8,251 leaves top-1 {shot['all_leaves_top1']:.3f} "

@@ -208,7 +208,12 @@ def _classifier(artifact_path: str) -> Any:
     """One loaded model per worker process and version (a worker serves many chunks)."""
     from mlcore.engine.prediction import Classifier
 
-    return Classifier(artifact_path, device=settings.MLCORE_DEVICE, max_length=settings.MLCORE_MAX_LENGTH)
+    return Classifier(
+        artifact_path,
+        device=settings.MLCORE_DEVICE,
+        max_length=settings.MLCORE_MAX_LENGTH,
+        quantize=settings.MLCORE_QUANTIZE,
+    )
 
 
 def _zeroshot() -> tuple[Any, list[int], list[int]]:

@@ -69,6 +69,10 @@ def test_tiny_model_trains_saves_safetensors_and_predicts(tiny_encoder: Path, tm
     accuracy = sum(classifier.labels[p[0]] == t for p, t in zip(predictions.top_indices, val_labels, strict=True)) / 30
     assert accuracy > 0.8  # chance is 1/3
     assert (predictions.top_probabilities[:, 0] >= predictions.top_probabilities[:, 1]).all()
+    # int8 weights on the CPU: the same answers for nearly every product.
+    quantized = Classifier(result.output_dir, device="cpu", max_length=16, quantize=True).predict(val_texts, top_k=1)
+    agreement = (quantized.top_indices[:, 0] == predictions.top_indices[:, 0]).mean()
+    assert agreement >= 0.9
 
 
 def test_warm_start_when_the_labels_match(tiny_encoder: Path, tmp_path: Path):
