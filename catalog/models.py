@@ -137,6 +137,9 @@ class CategoryChange(models.Model):
     to_category = models.ForeignKey(Category, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     source = models.CharField(max_length=20, choices=CategorySource.choices)
     verified = models.BooleanField(default=False)
+    # What the change replaced, so that it can be undone exactly (an annotator's `u`).
+    from_source = models.CharField(max_length=20, choices=CategorySource.choices, blank=True)
+    from_verified = models.BooleanField(default=False)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
     # Groups the rows of one bulk operation (an import, an approved reclassification batch).
     batch = models.UUIDField(null=True, blank=True)

@@ -342,6 +342,7 @@ def _write_chunk(
                     CategoryChange(
                         product_id=product.pk,
                         from_category_id=product.category_id,
+                        from_source=product.category_source,
                         to_category_id=category_id,
                         source=CategorySource.IMPORT,
                         actor_id=actor_id,
@@ -428,9 +429,11 @@ def product_category_set(
             raise NotFoundError(f"No category with id {category_id}.")
         if category_id == product.category_id and verified == product.is_verified and source == product.category_source:
             return product
-        CategoryChange.objects.create(
+        change = CategoryChange.objects.create(
             product=product,
             from_category_id=product.category_id,
+            from_source=product.category_source,
+            from_verified=product.is_verified,
             to_category_id=category_id,
             source=source,
             verified=verified and category_id is not None,
@@ -505,4 +508,36 @@ def product_update(*, product_id: int, expected_version: int, changes: dict[str,
             raise ApplicationError("The title cannot be empty.")
         product.version += 1
         product.save(update_fields=[*dirty, "version", "updated_at"])
+    return product
+
+
+def product_category_revert(*, change_id: int, actor: User | None, note: str = "") -> Product:
+    """Undo one category change exactly (category, source, verified), if nothing changed the product's category
+    since; writes its own audit row."""
+    with transaction.atomic():
+        change = CategoryChange.objects.select_related("product").filter(pk=change_id).first()
+        if change is None:
+            raise NotFoundError(f"No category change with id {change_id}.")
+        product = Product.objects.select_for_update().get(pk=change.product_id)
+        later = CategoryChange.objects.filter(product=product, pk__gt=change.pk).exists()
+        if later or product.category_id != change.to_category_id:
+            raise ConflictError("The category changed again since; there is nothing to undo safely.")
+        CategoryChange.objects.create(
+            product=product,
+            from_category_id=product.category_id,
+            from_source=product.category_source,
+            from_verified=product.is_verified,
+            to_category_id=change.from_category_id,
+            source=change.from_source or change.source,
+            verified=change.from_verified,
+            actor=actor,
+            note=(note or f"undo of change #{change.pk}")[:500],
+        )
+        product.category_id = change.from_category_id
+        product.category_source = change.from_source if change.from_category_id else ""
+        product.is_verified = change.from_verified and change.from_category_id is not None
+        product.category_set_by = actor if change.from_category_id else None
+        product.category_set_at = timezone.now() if change.from_category_id else None
+        product.version += 1
+        product.save()
     return product

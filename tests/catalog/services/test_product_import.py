@@ -150,3 +150,28 @@ def test_import_never_overwrites_a_verified_category(small_tree, write_file, man
     a1.refresh_from_db()
     assert a1.category == small_tree["fridge"]
     assert a1.category_source == CategorySource.ANNOTATION
+
+
+def test_a_category_change_can_be_reverted_exactly_once(small_tree, write_file, manager):
+    from catalog.services.products import product_category_revert
+    from config.errors import ConflictError
+
+    product_import(path=write_file("p.csv", GOOD))
+    a1 = Product.objects.get(sku="A1")
+    product_category_set(
+        product_id=a1.pk,
+        category_id=small_tree["fridge"].pk,
+        expected_version=a1.version,
+        source=CategorySource.ANNOTATION,
+        actor=manager,
+        verified=True,
+    )
+    change = CategoryChange.objects.filter(product=a1).latest("id")
+    reverted = product_category_revert(change_id=change.pk, actor=manager)
+    assert (reverted.category, reverted.category_source, reverted.is_verified) == (
+        small_tree["dish"],
+        CategorySource.IMPORT,
+        False,
+    )
+    with pytest.raises(ConflictError):
+        product_category_revert(change_id=change.pk, actor=manager)
