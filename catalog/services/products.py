@@ -429,7 +429,7 @@ def product_category_set(
             raise NotFoundError(f"No category with id {category_id}.")
         if category_id == product.category_id and verified == product.is_verified and source == product.category_source:
             return product
-        change = CategoryChange.objects.create(
+        CategoryChange.objects.create(
             product=product,
             from_category_id=product.category_id,
             from_source=product.category_source,
