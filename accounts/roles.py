@@ -24,8 +24,11 @@ MANAGE = [
 MODELS_VIEW = ["mlcore.view_modelversion", "mlcore.view_trainingrun", "mlcore.view_rescorejob"]
 MODELS_MANAGE = ["mlcore.add_trainingrun", "mlcore.change_modelversion", "mlcore.add_rescorejob"]
 
+LABEL = ["labeling.add_annotation", "labeling.view_annotation"]
+REVIEW = ["labeling.view_reviewitem", "labeling.change_reviewitem"]
+
 ROLE_PERMISSIONS: dict[Role, list[str]] = {
-    Role.ANNOTATOR: VIEW,
-    Role.CATALOG_MANAGER: VIEW + MANAGE + MODELS_VIEW,
-    Role.ADMIN: VIEW + MANAGE + MODELS_VIEW + MODELS_MANAGE + ["auth.view_user", "auth.change_user"],
+    Role.ANNOTATOR: VIEW + LABEL,
+    Role.CATALOG_MANAGER: VIEW + MANAGE + MODELS_VIEW + LABEL + REVIEW,
+    Role.ADMIN: VIEW + MANAGE + MODELS_VIEW + MODELS_MANAGE + LABEL + REVIEW + ["auth.view_user", "auth.change_user"],
 }

@@ -194,6 +194,8 @@ SPECTACULAR_SETTINGS = {
         "ImportStatusEnum": "catalog.models.ImportStatus",
         "RunStatusEnum": "mlcore.models.RunStatus",
         "ModelVersionStatusEnum": "mlcore.models.ModelVersionStatus",
+        "ImportKindEnum": "catalog.models.ImportKind",
+        "AnnotationKindEnum": "labeling.models.AnnotationKind",
     },
 }
 
@@ -249,3 +251,14 @@ MLCORE_VALIDATION_SHARE = env.float("MLCORE_VALIDATION_SHARE", default=0.1)
 # Zero-shot candidates: "used" (categories that already hold products, as a real catalog uses a small part of a
 # standard taxonomy) or "leaves" (every leaf of the taxonomy).
 MLCORE_ZEROSHOT_CANDIDATES = env.str("MLCORE_ZEROSHOT_CANDIDATES", default="used")
+
+# --- Labeling -----------------------------------------------------------------------------------------------------
+# Annotators per item, and the share of items labelled twice to measure agreement.
+LABELING_OVERLAP = env.int("LABELING_OVERLAP", default=1)
+LABELING_DOUBLE_SHARE = env.float("LABELING_DOUBLE_SHARE", default=0.1)
+# An item handed out and not answered for this long goes back to the queue.
+LABELING_LEASE_SECONDS = env.int("LABELING_LEASE_SECONDS", default=600)
+# How the queue mixes its strategies (weights, normalised).
+LABELING_STRATEGY_WEIGHTS = {"uncertainty": 0.6, "disagreement": 0.2, "random": 0.2}
+# A retraining run starts by itself after this many new verified labels from annotators (0: never).
+LABELING_RETRAIN_EVERY = env.int("LABELING_RETRAIN_EVERY", default=200)

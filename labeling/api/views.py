@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog.api.permissions import CatalogPermission
+from catalog.api.serializers import ProductSerializer
+from config.http import signed_in
+from labeling.models import Annotation
+from labeling.services.annotations import annotation_flag, annotation_skip, annotation_submit, annotation_undo
+from labeling.services.queue import queue_next
+from mlcore.api.serializers import SuggestionSerializer
+from mlcore.selectors import product_suggestions
+
+
+class AnnotationSerializer(serializers.ModelSerializer[Annotation]):
+    class Meta:
+        model = Annotation
+        fields = [
+            "id",
+            "product",
+            "annotator",
+            "kind",
+            "category",
+            "reason",
+            "client_key",
+            "strategy",
+            "created_at",
+            "undone_at",
+        ]
+
+
+class AnnotationCreateSerializer(serializers.Serializer[Any]):
+    product = serializers.IntegerField()
+    category = serializers.IntegerField(required=False)
+    product_version = serializers.IntegerField(required=False, help_text="the version you were shown; stale -> 409")
+    client_key = serializers.CharField(required=False, max_length=64, help_text="idempotency key for retries")
+    reason = serializers.CharField(required=False, max_length=500)
+
+
+class QueueItemSerializer(serializers.Serializer[Any]):
+    product = ProductSerializer()
+    strategy = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    suggestions = SuggestionSerializer(many=True)
+
+
+class QueueNextView(APIView):
+    permission_classes = [CatalogPermission]
+    read_perm = "labeling.add_annotation"
+    write_perm = "labeling.add_annotation"
+
+    @extend_schema(responses={200: QueueItemSerializer, 204: None})
+    def get(self, request: Request) -> Response:
+        """Your current item, or the next one under a fresh lease; 204 when the queue is empty."""
+        lease = queue_next(annotator=signed_in(request))
+        if lease is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        data = {
+            "product": lease.product,
+            "strategy": lease.strategy,
+            "expires_at": lease.expires_at,
+            "suggestions": product_suggestions(product=lease.product, language=getattr(request, "LANGUAGE_CODE", None)),
+        }
+        return Response(QueueItemSerializer(data).data)
+
+
+class AnnotationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Annotation]):
+    serializer_class = AnnotationSerializer
+    queryset = Annotation.objects.all()
+    permission_classes = [CatalogPermission]
+    read_perm = "labeling.add_annotation"
+    write_perm = "labeling.add_annotation"
+    filter_backends: list[Any] = []
+
+    def get_queryset(self) -> Any:
+        annotations = Annotation.objects.order_by("-created_at")
+        # Annotators see their own answers; reviewers see everyone's.
+        if not self.request.user.has_perm("labeling.change_reviewitem"):
+            annotations = annotations.filter(annotator=signed_in(self.request))
+        return annotations
+
+    def _incoming(self, request: Request) -> dict[str, Any]:
+        incoming = AnnotationCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        return dict(incoming.validated_data)
+
+    @extend_schema(request=AnnotationCreateSerializer, responses={201: AnnotationSerializer, 409: None})
+    def create(self, request: Request) -> Response:
+        """Label an item (`category`); a repeated `client_key` returns the first answer, not a second one."""
+        data = self._incoming(request)
+        if "category" not in data:
+            return Response({"detail": "category is required.", "code": "invalid"}, status=400)
+        annotation = annotation_submit(
+            annotator=signed_in(request),
+            product_id=data["product"],
+            category_id=data["category"],
+            product_version=data.get("product_version"),
+            client_key=data.get("client_key"),
+        )
+        return Response(AnnotationSerializer(annotation).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=AnnotationCreateSerializer, responses={201: AnnotationSerializer})
+    @action(detail=False, methods=["post"])
+    def skip(self, request: Request) -> Response:
+        data = self._incoming(request)
+        annotation = annotation_skip(
+            annotator=signed_in(request), product_id=data["product"], client_key=data.get("client_key")
+        )
+        return Response(AnnotationSerializer(annotation).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=AnnotationCreateSerializer, responses={201: AnnotationSerializer})
+    @action(detail=False, methods=["post"])
+    def flag(self, request: Request) -> Response:
+        data = self._incoming(request)
+        annotation = annotation_flag(
+            annotator=signed_in(request),
+            product_id=data["product"],
+            reason=data.get("reason", ""),
+            client_key=data.get("client_key"),
+        )
+        return Response(AnnotationSerializer(annotation).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: AnnotationSerializer})
+    @action(detail=False, methods=["post"])
+    def undo(self, request: Request) -> Response:
+        """Take back your last answer; the item comes back to you."""
+        return Response(AnnotationSerializer(annotation_undo(annotator=signed_in(request))).data)

@@ -1,0 +1,1 @@
+"""Labeling services: the queue (leases) and annotations (submit, skip, flag, undo)."""

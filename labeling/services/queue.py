@@ -1,0 +1,141 @@
+"""The queue: hands each annotator one item at a time under a lease, choosing what the model learns most from.
+
+Invariants (tests/labeling/services/test_queue.py runs them with threads against PostgreSQL): an item never goes to
+more annotators than its overlap, never twice to one annotator, and a lease that expires frees its slot. The product
+row is locked (FOR UPDATE SKIP LOCKED) while its slot is counted and taken, so two annotators never take the last one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterator
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from catalog.models import CategorySource, Product
+from labeling.models import Annotation, AnnotationKind, Lease, ReviewItem
+from mlcore.models import Prediction
+from mlcore.selectors import serving_version
+
+BATCH = 50
+PAGES_PER_STRATEGY = 4
+# The model must be this sure before its disagreement with an unverified import is worth a person's look.
+DISAGREEMENT_CONFIDENCE = 0.8
+STRATEGIES = ("uncertainty", "disagreement", "random")
+
+
+def overlap(product_id: int) -> int:
+    """Annotators wanted for an item: LABELING_OVERLAP, plus one for a stable share of items (agreement)."""
+    share = int(hashlib.sha256(f"double:{product_id}".encode()).hexdigest()[:8], 16) / 2**32
+    return settings.LABELING_OVERLAP + (1 if share < settings.LABELING_DOUBLE_SHARE else 0)
+
+
+def _strategy_order(rng: random.Random) -> list[str]:
+    weights = settings.LABELING_STRATEGY_WEIGHTS
+    first = rng.choices(list(weights), weights=list(weights.values()))[0]
+    return [first, *[s for s in STRATEGIES if s != first and weights.get(s, 0) > 0]]
+
+
+def _open_for(annotator: User, now: object) -> Q:
+    """Products this annotator may still be handed: unverified, not answered or held by them, not under review."""
+    mine = Annotation.objects.filter(product=OuterRef("pk"), annotator=annotator, undone_at__isnull=True)
+    held = Lease.objects.filter(product=OuterRef("pk"), annotator=annotator)
+    review = ReviewItem.objects.filter(product=OuterRef("pk"), resolved_at__isnull=True)
+    return Q(is_verified=False) & ~Q(Exists(mine)) & ~Q(Exists(held)) & ~Q(Exists(review))
+
+
+def _candidates(strategy: str, annotator: User, now: object, rng: random.Random) -> Iterator[list[int]]:
+    open_products = Product.objects.filter(_open_for(annotator, now))
+    version = serving_version()
+    if strategy == "uncertainty":
+        # Smallest margin between the two best categories first: read from stored scores, never a model call.
+        predictions = Prediction.objects.filter(model_version=version, product__in=open_products).order_by("margin")
+        for page in range(PAGES_PER_STRATEGY):
+            ids = list(predictions.values_list("product_id", flat=True)[page * BATCH : (page + 1) * BATCH])
+            if not ids:
+                return
+            yield ids
+    elif strategy == "disagreement":
+        if version is None:
+            return
+        predictions = (
+            Prediction.objects.filter(
+                model_version=version,
+                confidence__gte=DISAGREEMENT_CONFIDENCE,
+                product__in=open_products.filter(category_source=CategorySource.IMPORT),
+            )
+            .exclude(product__category_id=F("category_id"))
+            .order_by("-confidence")
+        )
+        for page in range(PAGES_PER_STRATEGY):
+            ids = list(predictions.values_list("product_id", flat=True)[page * BATCH : (page + 1) * BATCH])
+            if not ids:
+                return
+            yield ids
+    else:
+        # Random: from a random point in the id range, wrapping once: an unbiased sample without ORDER BY random().
+        bounds = Product.objects.filter(is_verified=False).order_by("id").values_list("id", flat=True)
+        low, high = bounds.first(), bounds.last()
+        if low is None or high is None:
+            return
+        pivot = rng.randint(low, high)
+        for condition in (Q(id__gte=pivot), Q(id__lt=pivot)):
+            ids = list(open_products.filter(condition).order_by("id").values_list("id", flat=True)[:BATCH])
+            if ids:
+                yield ids
+
+
+def has_room(product_id: int, annotator: User, now: object) -> bool:
+    """Whether one more annotator may take the item (call with the product row locked)."""
+    answers = Annotation.objects.filter(product_id=product_id, kind=AnnotationKind.LABEL, undone_at__isnull=True)
+    holders = Lease.objects.filter(product_id=product_id, expires_at__gt=now).exclude(annotator=annotator)
+    return answers.count() + holders.count() < overlap(product_id)
+
+
+def queue_next(*, annotator: User, rng: random.Random | None = None) -> Lease | None:
+    """The annotator's current item, or a new one under a fresh lease; None when the queue is empty."""
+    rng = rng or random.Random()
+    now = timezone.now()
+    with transaction.atomic():
+        current = (
+            Lease.objects.select_related("product")
+            .filter(annotator=annotator, expires_at__gt=now)
+            .order_by("created_at")
+            .first()
+        )
+        if current is not None:
+            return current
+        Lease.objects.filter(annotator=annotator, expires_at__lte=now).delete()
+        for strategy in _strategy_order(rng):
+            for ids in _candidates(strategy, annotator, now, rng):
+                locked = set(
+                    Product.objects.select_for_update(skip_locked=True).filter(pk__in=ids).values_list("pk", flat=True)
+                )
+                for pk in ids:
+                    if pk in locked and has_room(pk, annotator, now):
+                        Lease.objects.filter(product_id=pk, expires_at__lte=now).delete()
+                        lease = Lease.objects.create(
+                            product_id=pk,
+                            annotator=annotator,
+                            strategy=strategy,
+                            expires_at=now + timedelta(seconds=settings.LABELING_LEASE_SECONDS),
+                        )
+                        return Lease.objects.select_related("product").get(pk=lease.pk)
+    return None
+
+
+def lease_grant(*, annotator: User, product_id: int, strategy: str = "undo") -> Lease:
+    """Give an item back to an annotator (after an undo), whatever the queue would choose."""
+    now = timezone.now()
+    lease, _ = Lease.objects.update_or_create(
+        product_id=product_id,
+        annotator=annotator,
+        defaults={"strategy": strategy, "expires_at": now + timedelta(seconds=settings.LABELING_LEASE_SECONDS)},
+    )
+    return lease

@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from labeling import views
+
+app_name = "labeling"
+urlpatterns = [
+    path("", views.workspace, name="workspace"),
+    path("answer/", views.answer, name="answer"),
+    path("picker/", views.picker, name="picker"),
+]
