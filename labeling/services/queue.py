@@ -33,7 +33,7 @@ STRATEGIES = ("uncertainty", "disagreement", "random")
 def overlap(product_id: int) -> int:
     """Annotators wanted for an item: LABELING_OVERLAP, plus one for a stable share of items (agreement)."""
     share = int(hashlib.sha256(f"double:{product_id}".encode()).hexdigest()[:8], 16) / 2**32
-    return settings.LABELING_OVERLAP + (1 if share < settings.LABELING_DOUBLE_SHARE else 0)
+    return int(settings.LABELING_OVERLAP) + (1 if share < settings.LABELING_DOUBLE_SHARE else 0)
 
 
 def _strategy_order(rng: random.Random) -> list[str]:
