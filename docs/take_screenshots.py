@@ -43,6 +43,18 @@ def main() -> None:
         page.locator("#results tbody tr a").first.click()
         page.wait_for_selector("text=Suggestions")
         page.screenshot(path=str(OUT / "product-suggestions.png"))
+        page = browser.new_page(viewport={"width": 1360, "height": 860})  # the annotator's own session
+        page.goto(f"{base}/accounts/login/")
+        page.fill("#id_username", "annotator")
+        page.fill("#id_password", "demo")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/catalog/products/**")
+        page.goto(f"{base}/label/")
+        page.keyboard.press("1")
+        page.keyboard.press("/")
+        page.keyboard.type("fridge")
+        page.wait_for_selector("#picker-results .pick")
+        page.screenshot(path=str(OUT / "labeling-workspace.png"))
         page = browser.new_page(viewport={"width": 1360, "height": 860})  # a fresh session for the admin
         page.goto(f"{base}/accounts/login/")
         page.fill("#id_username", "admin")

@@ -34,9 +34,15 @@
     picks[index].scrollIntoView({ block: "nearest" });
   }
 
+  // htmx keeps the focus on an element with the same id across a swap: after the next item arrives, the search box
+  // must not keep it, or the next key (1-5, s, u...) would be typed into it.
+  document.body.addEventListener("htmx:afterSettle", (event) => {
+    if (event.detail.target && event.detail.target.id === "item" && document.activeElement) document.activeElement.blur();
+  });
+
   document.addEventListener("click", (event) => {
     const target = event.target.closest(".suggestion, .pick");
-    if (target) choose(target.dataset.category, target.textContent.trim());
+    if (target) choose(target.dataset.category, target.dataset.path);
   });
 
   document.addEventListener("keydown", (event) => {
@@ -54,7 +60,7 @@
     if (["INPUT", "TEXTAREA", "SELECT"].includes(event.target.tagName)) return;
     if (/^[1-5]$/.test(event.key)) {
       const button = document.querySelector(`.suggestion[data-key="${event.key}"]`);
-      if (button) { event.preventDefault(); choose(button.dataset.category, button.textContent.trim()); }
+      if (button) { event.preventDefault(); choose(button.dataset.category, button.dataset.path); }
     } else if (event.key === "Enter") {
       if ($("#chosen-category") && $("#chosen-category").value) { event.preventDefault(); send("label"); }
     } else if (event.key === "/") {

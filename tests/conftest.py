@@ -8,7 +8,8 @@ from django.test import Client
 
 from accounts.roles import Role
 from catalog.models import Category
-from tests.factories import CategoryFactory, UserFactory
+from mlcore.models import Prediction
+from tests.factories import CategoryFactory, ProductFactory, UserFactory
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_DATA = REPO / "demo_data"
@@ -109,3 +110,28 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     BertModel(config).save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture
+def queue_catalog(small_tree):
+    """30 unverified products with zero-shot scores (margins 0.00 .. 0.29: item 0 is the most uncertain)."""
+    products = []
+    for i in range(30):
+        product = ProductFactory(sku=f"Q{i:03d}", title=f"item {i}")
+        top = [[small_tree["dish"].pk, 0.5 + i / 100], [small_tree["fridge"].pk, 0.5 - i / 100]]
+        Prediction.objects.create(
+            product=product,
+            model_version=None,
+            top=top,
+            category=small_tree["dish"],
+            confidence=top[0][1],
+            margin=i / 100,
+            entropy=0.5,
+        )
+        products.append(product)
+    return products
+
+
+@pytest.fixture
+def annotators(db):
+    return [UserFactory(username=f"annotator{i}", role=Role.ANNOTATOR) for i in range(4)]
