@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.views import language_set
 from config.views import healthz
+from labeling import views as labeling_views
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="catalog:product-list", permanent=False)),
@@ -18,6 +19,8 @@ urlpatterns = [
     path("catalog/", include("catalog.urls")),
     path("models/", include("mlcore.urls")),
     path("label/", include("labeling.urls")),
+    path("review/", labeling_views.review, name="review"),
+    path("review/agreement/", labeling_views.agreement, name="review-agreement"),
     path("api/v1/", include("catalog.api.urls")),
     path("api/v1/", include("mlcore.api.urls")),
     path("api/v1/", include("labeling.api.urls")),

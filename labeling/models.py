@@ -81,6 +81,11 @@ class ReviewItem(models.Model):
     reason = models.CharField(max_length=20, choices=ReviewReason.choices)
     note = models.CharField(max_length=500, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # The adjudicated category (null when the reviewer dismissed the item without a label).
+    resolved_category = models.ForeignKey(Category, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

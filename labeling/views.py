@@ -5,14 +5,16 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET, require_POST
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from catalog.selectors import category_search
+from catalog.selectors import category_search, product_history
 from config.errors import ApplicationError
 from config.http import HtmxHttpRequest, signed_in
-from labeling.selectors import annotator_stats, last_answer
+from labeling.selectors import agreement_report, annotator_stats, last_answer, review_item_detail, review_queue
 from labeling.services.annotations import annotation_flag, annotation_skip, annotation_submit, annotation_undo
 from labeling.services.queue import queue_next
+from labeling.services.reviews import review_resolve
 from mlcore.selectors import product_suggestions
 
 
@@ -93,3 +95,58 @@ def picker(request: HttpRequest) -> HttpResponse:
     results = list(category_search(query=query, language=request.LANGUAGE_CODE, limit=30)) if query.strip() else []
     results.sort(key=lambda c: (c.pk not in suggested, suggested.index(c.pk) if c.pk in suggested else 0))
     return render(request, "labeling/partials/picker.html", {"results": results[:12], "suggested": suggested})
+
+
+@login_required
+@permission_required("labeling.change_reviewitem", raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def review(request: HtmxHttpRequest) -> HttpResponse:
+    """The oldest open review item, adjudicated with the same keys as labeling (Enter confirms, x dismisses)."""
+    error = ""
+    if request.method == "POST":
+        try:
+            action = request.POST.get("action", "resolve")
+            item_id = _int(request.POST.get("item"))
+            if item_id is None:
+                raise ApplicationError("No review item in the form: reload the page.")
+            category = None if action == "dismiss" else _int(request.POST.get("category"))
+            if action != "dismiss" and category is None:
+                raise ApplicationError("Choose a category first (1-5 or /).")
+            review_resolve(
+                item_id=item_id,
+                reviewer=signed_in(request),
+                category_id=category,
+                product_version=_int(request.POST.get("version")),
+            )
+        except ApplicationError as exc:
+            error = exc.message
+    queue = review_queue()
+    item = queue.order_by("created_at").first()
+    context: dict[str, object] = {"item": item, "remaining": queue.count(), "error": error}
+    if item is not None:
+        detail = review_item_detail(item=item)
+        suggestions = product_suggestions(product=item.product, language=request.LANGUAGE_CODE)[:5]
+        # The annotators' answers first, then the model's other candidates; the first five get keys 1-5.
+        choices = [
+            {
+                "category_id": c.pk,
+                "path": c.display_path(request.LANGUAGE_CODE),
+                "source": _("annotator"),
+                "confidence": None,
+            }
+            for c in detail["offered"]
+        ]
+        seen = {c["category_id"] for c in choices}
+        choices += [{**s, "source": s["source"]} for s in suggestions if s["category_id"] not in seen]
+        for number, choice in enumerate(choices, start=1):
+            choice["key"] = number if number <= 5 else None
+        context.update(detail, choices=choices, history=product_history(product=item.product)[:10])
+    template = "labeling/review.html#review-item" if request.htmx else "labeling/review.html"
+    return render(request, template, context)
+
+
+@login_required
+@permission_required("labeling.change_reviewitem", raise_exception=True)
+@require_GET
+def agreement(request: HttpRequest) -> HttpResponse:
+    return render(request, "labeling/agreement.html", agreement_report())

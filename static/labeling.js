@@ -71,6 +71,8 @@
       event.preventDefault();
       const reason = window.prompt("Why flag this item?");
       if (reason && reason.trim()) send("flag", { reason: reason.trim() });
+    } else if (event.key === "x") {
+      event.preventDefault(); send("dismiss");
     } else if (event.key === "u") {
       event.preventDefault(); send("undo");
     } else if (event.key === "?") {

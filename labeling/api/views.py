@@ -12,9 +12,10 @@ from rest_framework.views import APIView
 from catalog.api.permissions import CatalogPermission
 from catalog.api.serializers import ProductSerializer
 from config.http import signed_in
-from labeling.models import Annotation
+from labeling.models import Annotation, ReviewItem
 from labeling.services.annotations import annotation_flag, annotation_skip, annotation_submit, annotation_undo
 from labeling.services.queue import queue_next
+from labeling.services.reviews import review_resolve
 from mlcore.api.serializers import SuggestionSerializer
 from mlcore.selectors import product_suggestions
 
@@ -132,3 +133,50 @@ class AnnotationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     def undo(self, request: Request) -> Response:
         """Take back your last answer; the item comes back to you."""
         return Response(AnnotationSerializer(annotation_undo(annotator=signed_in(request))).data)
+
+
+class ReviewItemSerializer(serializers.ModelSerializer[ReviewItem]):
+    product = ProductSerializer(read_only=True)
+
+    class Meta:
+        model = ReviewItem
+        fields = ["id", "product", "reason", "note", "created_at", "resolved_at", "resolved_by", "resolved_category"]
+
+
+class ReviewResolveSerializer(serializers.Serializer[Any]):
+    category = serializers.IntegerField()
+    product_version = serializers.IntegerField(required=False)
+
+
+class ReviewItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[ReviewItem]):
+    """Open review items, oldest first (disagreements and flags); reviewers resolve or dismiss them."""
+
+    serializer_class = ReviewItemSerializer
+    queryset = (
+        ReviewItem.objects.filter(resolved_at__isnull=True)
+        .select_related("product", "product__category")
+        .order_by("created_at")
+    )
+    permission_classes = [CatalogPermission]
+    read_perm = "labeling.view_reviewitem"
+    write_perm = "labeling.change_reviewitem"
+    filter_backends: list[Any] = []
+
+    @extend_schema(request=ReviewResolveSerializer, responses={200: ReviewItemSerializer, 409: None})
+    @action(detail=True, methods=["post"])
+    def resolve(self, request: Request, pk: str | None = None) -> Response:
+        incoming = ReviewResolveSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        item = review_resolve(
+            item_id=self.get_object().pk,
+            reviewer=signed_in(request),
+            category_id=incoming.validated_data["category"],
+            product_version=incoming.validated_data.get("product_version"),
+        )
+        return Response(ReviewItemSerializer(item).data)
+
+    @extend_schema(request=None, responses={200: ReviewItemSerializer})
+    @action(detail=True, methods=["post"])
+    def dismiss(self, request: Request, pk: str | None = None) -> Response:
+        item = review_resolve(item_id=self.get_object().pk, reviewer=signed_in(request), category_id=None)
+        return Response(ReviewItemSerializer(item).data)
