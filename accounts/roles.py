@@ -24,8 +24,13 @@ MANAGE = [
 MODELS_VIEW = ["mlcore.view_modelversion", "mlcore.view_trainingrun", "mlcore.view_rescorejob"]
 MODELS_MANAGE = ["mlcore.add_trainingrun", "mlcore.change_modelversion", "mlcore.add_rescorejob"]
 
-LABEL = ["labeling.add_annotation", "labeling.view_annotation"]
-REVIEW = ["labeling.view_reviewitem", "labeling.change_reviewitem"]
+LABEL = ["labeling.add_annotation", "labeling.view_annotation", "labeling.view_labelingqueue"]
+REVIEW = [
+    "labeling.view_reviewitem",
+    "labeling.change_reviewitem",
+    "labeling.add_labelingqueue",
+    "labeling.change_labelingqueue",
+]
 
 ROLE_PERMISSIONS: dict[Role, list[str]] = {
     Role.ANNOTATOR: VIEW + LABEL,

@@ -101,6 +101,8 @@ class Product(models.Model):
     category_set_at = models.DateTimeField(null=True, blank=True)
     # Bumped on every change; a write that carries an older version is refused (optimistic concurrency).
     version = models.PositiveIntegerField(default=1)
+    # The import (ImportJob.batch) that last created or changed the product: queues can be scoped to one.
+    import_batch = models.UUIDField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -10,6 +10,28 @@ from django.utils.translation import gettext_lazy as _
 from catalog.models import Category, Product
 
 
+class LabelingQueue(models.Model):
+    """A queue restricted to a category subtree (the product's category or its top suggestion lies in it) and/or
+    to one import batch. Managers create them; annotators choose one on the workspace."""
+
+    name = models.CharField(_("name"), max_length=200)
+    category = models.ForeignKey(
+        Category, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("category subtree")
+    )
+    import_batch = models.UUIDField(_("import batch"), null=True, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Lease(models.Model):
     """An item handed to one annotator until it expires: never beyond the item's overlap, never twice to one."""
 

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from catalog.selectors import category_search, product_history
 from config.errors import ApplicationError
 from config.http import HtmxHttpRequest, signed_in
+from labeling.models import LabelingQueue
 from labeling.selectors import agreement_report, annotator_stats, last_answer, review_item_detail, review_queue
 from labeling.services.annotations import annotation_flag, annotation_skip, annotation_submit, annotation_undo
 from labeling.services.queue import queue_next
@@ -18,9 +19,22 @@ from labeling.services.reviews import review_resolve
 from mlcore.selectors import product_suggestions
 
 
+def _scope(request: HttpRequest) -> LabelingQueue | None:
+    """The queue the annotator chose (?queue=id, remembered in the session); None for the whole catalog."""
+    if "queue" in request.GET:
+        request.session["labeling_queue"] = _int(request.GET.get("queue"))
+    queue_id = request.session.get("labeling_queue")
+    return (
+        LabelingQueue.objects.filter(pk=queue_id, is_active=True).select_related("category").first()
+        if queue_id
+        else None
+    )
+
+
 def _workspace(request: HtmxHttpRequest, *, message: str = "", error: str = "") -> HttpResponse:
     user = signed_in(request)
-    lease = queue_next(annotator=user)
+    scope = _scope(request)
+    lease = queue_next(annotator=user, scope=scope)
     suggestions = product_suggestions(product=lease.product, language=request.LANGUAGE_CODE) if lease else []
     context = {
         "lease": lease,
@@ -30,6 +44,8 @@ def _workspace(request: HtmxHttpRequest, *, message: str = "", error: str = "") 
         "last": last_answer(annotator=user),
         "message": message,
         "error": error,
+        "scope": scope,
+        "queues": LabelingQueue.objects.filter(is_active=True),
     }
     template = "labeling/workspace.html#item" if request.htmx else "labeling/workspace.html"
     return render(request, template, context)

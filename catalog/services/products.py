@@ -311,6 +311,7 @@ def _write_chunk(
         product = existing.get(row.sku)
         if product is None:
             product = Product(
+                import_batch=batch,
                 sku=row.sku,
                 title=row.title,
                 description=row.description or "",
@@ -357,6 +358,7 @@ def _write_chunk(
         if dirty:
             product.version += 1
             product.updated_at = now
+            product.import_batch = batch
             changed.append(product)
         else:
             report.unchanged += 1
@@ -395,6 +397,7 @@ def _write_chunk(
                 "category_set_at",
                 "version",
                 "updated_at",
+                "import_batch",
             ],
         )
     if changes:

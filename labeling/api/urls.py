@@ -3,13 +3,14 @@ from __future__ import annotations
 from django.urls import re_path
 from rest_framework.routers import DefaultRouter
 
-from labeling.api.views import AnnotationViewSet, QueueNextView, ReviewItemViewSet
+from labeling.api.views import AnnotationViewSet, LabelingQueueViewSet, QueueNextView, ReviewItemViewSet
 
 router = DefaultRouter()
 # The clients POST to /api/v1/annotations with no slash; DRF's routers take "/?" only when set afterwards.
 router.trailing_slash = "/?"
 router.register("annotations", AnnotationViewSet, basename="annotation")
 router.register("reviews", ReviewItemViewSet, basename="review")
+router.register("queues", LabelingQueueViewSet, basename="labeling-queue")
 urlpatterns = [
     re_path(r"^queue/next/?$", QueueNextView.as_view(), name="queue-next"),
     *router.urls,

@@ -11,8 +11,9 @@ from rest_framework.views import APIView
 
 from catalog.api.permissions import CatalogPermission
 from catalog.api.serializers import ProductSerializer
+from config.errors import NotFoundError
 from config.http import signed_in
-from labeling.models import Annotation, ReviewItem
+from labeling.models import Annotation, LabelingQueue, ReviewItem
 from labeling.services.annotations import annotation_flag, annotation_skip, annotation_submit, annotation_undo
 from labeling.services.queue import queue_next
 from labeling.services.reviews import review_resolve
@@ -60,7 +61,13 @@ class QueueNextView(APIView):
     @extend_schema(responses={200: QueueItemSerializer, 204: None})
     def get(self, request: Request) -> Response:
         """Your current item, or the next one under a fresh lease; 204 when the queue is empty."""
-        lease = queue_next(annotator=signed_in(request))
+        queue_id = request.query_params.get("queue")
+        scope = None
+        if queue_id:
+            scope = LabelingQueue.objects.filter(pk=int(queue_id) if queue_id.isdigit() else 0, is_active=True).first()
+            if scope is None:
+                raise NotFoundError(f"No active queue with id {queue_id}.")
+        lease = queue_next(annotator=signed_in(request), scope=scope)
         if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         data = {
@@ -180,3 +187,31 @@ class ReviewItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     def dismiss(self, request: Request, pk: str | None = None) -> Response:
         item = review_resolve(item_id=self.get_object().pk, reviewer=signed_in(request), category_id=None)
         return Response(ReviewItemSerializer(item).data)
+
+
+class LabelingQueueSerializer(serializers.ModelSerializer[LabelingQueue]):
+    class Meta:
+        model = LabelingQueue
+        fields = ["id", "name", "category", "import_batch", "is_active", "created_by", "created_at"]
+        read_only_fields = ["created_by", "created_at"]
+
+
+class LabelingQueueViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet[LabelingQueue],
+):
+    """Scoped queues: a category subtree and/or an import batch. Everyone labelling sees them; managers edit them.
+    Use one with GET /api/v1/queue/next?queue=<id>."""
+
+    serializer_class = LabelingQueueSerializer
+    queryset = LabelingQueue.objects.select_related("category").order_by("name")
+    permission_classes = [CatalogPermission]
+    read_perm = "labeling.view_labelingqueue"
+    write_perm = "labeling.change_labelingqueue"
+    filter_backends: list[Any] = []
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.save(created_by=signed_in(self.request))

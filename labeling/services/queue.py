@@ -19,8 +19,8 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from catalog.models import CategorySource, Product
-from labeling.models import Annotation, AnnotationKind, Lease, ReviewItem
-from mlcore.models import Prediction
+from labeling.models import Annotation, AnnotationKind, LabelingQueue, Lease, ReviewItem
+from mlcore.models import ModelVersion, Prediction
 from mlcore.selectors import serving_version
 
 BATCH = 50
@@ -39,7 +39,9 @@ def overlap(product_id: int) -> int:
 def _strategy_order(rng: random.Random) -> list[str]:
     weights = settings.LABELING_STRATEGY_WEIGHTS
     first = rng.choices(list(weights), weights=list(weights.values()))[0]
-    return [first, *[s for s in STRATEGIES if s != first and weights.get(s, 0) > 0]]
+    order = [first, *[s for s in STRATEGIES if s != first and weights.get(s, 0) > 0]]
+    # Random last, whatever its weight: products with no stored score yet (just imported) stay reachable.
+    return order if "random" in order else [*order, "random"]
 
 
 def _open_for(annotator: User, now: object) -> Q:
@@ -50,9 +52,26 @@ def _open_for(annotator: User, now: object) -> Q:
     return Q(is_verified=False) & ~Q(Exists(mine)) & ~Q(Exists(held)) & ~Q(Exists(review))
 
 
-def _candidates(strategy: str, annotator: User, now: object, rng: random.Random) -> Iterator[list[int]]:
-    open_products = Product.objects.filter(_open_for(annotator, now))
+def _in_scope(scope: LabelingQueue | None, version: ModelVersion | None) -> Q:
+    if scope is None:
+        return Q()
+    condition = Q()
+    if scope.category_id is not None:
+        path = scope.category.path  # type: ignore[union-attr]
+        suggested = Prediction.objects.filter(
+            product=OuterRef("pk"), model_version=version, category__path__startswith=path
+        )
+        condition &= Q(category__path__startswith=path) | Q(Exists(suggested))
+    if scope.import_batch is not None:
+        condition &= Q(import_batch=scope.import_batch)
+    return condition
+
+
+def _candidates(
+    strategy: str, annotator: User, now: object, rng: random.Random, scope: LabelingQueue | None = None
+) -> Iterator[list[int]]:
     version = serving_version()
+    open_products = Product.objects.filter(_open_for(annotator, now), _in_scope(scope, version))
     if strategy == "uncertainty":
         # Smallest margin between the two best categories first: read from stored scores, never a model call.
         predictions = Prediction.objects.filter(model_version=version, product__in=open_products).order_by("margin")
@@ -98,8 +117,11 @@ def has_room(product_id: int, annotator: User, now: object) -> bool:
     return answers.count() + holders.count() < overlap(product_id)
 
 
-def queue_next(*, annotator: User, rng: random.Random | None = None) -> Lease | None:
-    """The annotator's current item, or a new one under a fresh lease; None when the queue is empty."""
+def queue_next(
+    *, annotator: User, rng: random.Random | None = None, scope: LabelingQueue | None = None
+) -> Lease | None:
+    """The annotator's current item, or a new one under a fresh lease (from `scope` only, when given); None when
+    the queue is empty."""
     rng = rng or random.Random()
     now = timezone.now()
     with transaction.atomic():
@@ -109,11 +131,16 @@ def queue_next(*, annotator: User, rng: random.Random | None = None) -> Lease | 
             .order_by("created_at")
             .first()
         )
-        if current is not None:
+        if current is not None and (
+            scope is None
+            or Product.objects.filter(pk=current.product_id).filter(_in_scope(scope, serving_version())).exists()
+        ):
             return current
+        if current is not None:  # the annotator switched to a queue this item is not in: let it go
+            current.delete()
         Lease.objects.filter(annotator=annotator, expires_at__lte=now).delete()
         for strategy in _strategy_order(rng):
-            for ids in _candidates(strategy, annotator, now, rng):
+            for ids in _candidates(strategy, annotator, now, rng, scope):
                 locked = set(
                     Product.objects.select_for_update(skip_locked=True).filter(pk__in=ids).values_list("pk", flat=True)
                 )

@@ -75,3 +75,16 @@ def test_queue_needs_the_annotator_permission(db):
 
     nobody = UserFactory(username="norole")
     assert _client(nobody).get("/api/v1/queue/next").status_code == 403
+
+
+def test_queues_managers_create_annotators_use(queue_catalog, annotators, manager, small_tree):
+    created = _client(manager).post("/api/v1/queues/", {"name": "Kitchen", "category": small_tree["kitchen"].pk},
+                                    format="json")
+    assert created.status_code == 201
+    assert _client(annotators[0]).post("/api/v1/queues/", {"name": "x"}, format="json").status_code == 403
+    queue_id = created.json()["id"]
+    assert [q["name"] for q in _client(annotators[0]).get("/api/v1/queues/").json()["results"]] == ["Kitchen"]
+    item = _client(annotators[0]).get("/api/v1/queue/next", {"queue": queue_id})
+    # Every queue item's top zero-shot suggestion is Dishwashers, under Kitchen: all are in scope.
+    assert item.status_code == 200
+    assert _client(annotators[0]).get("/api/v1/queue/next", {"queue": 999}).status_code == 404

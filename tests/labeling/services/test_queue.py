@@ -122,3 +122,25 @@ def test_concurrent_annotators_never_exceed_overlap_nor_get_an_item_twice(
     for product in queue_catalog:
         assert answers[product.pk] == overlap(product.pk), product.pk  # every item, exactly its overlap
     assert Product.objects.filter(is_verified=False).count() == 0
+
+
+def test_a_scoped_queue_hands_out_only_its_items(uncertainty_only, queue_catalog, annotators, small_tree, write_file):
+    import uuid
+
+    from catalog.services.products import product_import
+    from labeling.models import LabelingQueue
+
+    # A subtree scope: the product's category (or its top suggestion) lies under Electronics.
+    phone = queue_catalog[7]
+    phone.category, phone.category_source = small_tree["phones"], "import"
+    phone.save()
+    electronics = LabelingQueue.objects.create(name="Electronics", category=small_tree["el"])
+    assert queue_next(annotator=annotators[0], scope=electronics).product == phone
+    assert queue_next(annotator=annotators[1], scope=electronics) is None  # overlap 1: nothing else in it
+
+    # An import-batch scope.
+    batch = uuid.uuid4()
+    product_import(path=write_file("b.csv", "sku,title\nQ020,item 20 again\nNEW1,brand new\n"), batch=batch)
+    fresh = LabelingQueue.objects.create(name="Last import", import_batch=batch)
+    handed = {queue_next(annotator=a, scope=fresh).product.sku for a in annotators[2:4]}
+    assert handed == {"Q020", "NEW1"}
