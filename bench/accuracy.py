@@ -84,17 +84,21 @@ def fine_tuned(train: list[list[str]], test: list[list[str]], epochs: float, lim
             output_dir=Path(tmp) / "model",
         )
         seconds = time.perf_counter() - started
-        classifier = Classifier(result.output_dir, max_length=48)
-        predictions = classifier.predict([r[1] for r in test], top_k=1)
-    predicted = [classifier.labels[i[0]] for i in predictions.top_indices]
-    truth = [r[6] for r in test]
-    return {
-        "weighted_f1": f1_score(truth, predicted, average="weighted"),
-        "accuracy": accuracy_score(truth, predicted),
-        "train_examples": len(rows),
-        "train_seconds": seconds,
-        "samples_per_second": len(rows) * epochs / seconds,
-    }
+        truth = [r[6] for r in test]
+        scores: dict[str, float] = {
+            "train_examples": len(rows),
+            "train_seconds": seconds,
+            "samples_per_second": len(rows) * epochs / seconds,
+        }
+        for name, quantize in (("", False), ("int8_", True)):
+            classifier = Classifier(result.output_dir, max_length=48, quantize=quantize)
+            started = time.perf_counter()
+            predictions = classifier.predict([r[1] for r in test], top_k=1)
+            scores[f"{name}titles_per_second"] = len(test) / (time.perf_counter() - started)
+            predicted = [classifier.labels[i[0]] for i in predictions.top_indices]
+            scores[f"{name}weighted_f1"] = f1_score(truth, predicted, average="weighted")
+            scores[f"{name}accuracy"] = accuracy_score(truth, predicted)
+    return scores
 
 
 def zero_shot(test: list[list[str]], mapping: dict[str, str], limit: int) -> dict[str, float]:
