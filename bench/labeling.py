@@ -40,6 +40,8 @@ def stored_scores(version_id: int) -> int:
     rng = random.Random(0)
     buffer = io.StringIO()
     count = 0
+    # All ids first: the connection cannot read a cursor while it is busy with a COPY.
+    ids = list(Product.objects.order_by("id").values_list("id", flat=True))
     with (
         connection.cursor() as cursor,
         cursor.connection.cursor().copy(
@@ -47,7 +49,7 @@ def stored_scores(version_id: int) -> int:
             "created_at) FROM STDIN"
         ) as copy,
     ):
-        for pk in Product.objects.order_by("id").values_list("id", flat=True).iterator(chunk_size=50_000):
+        for pk in ids:
             first, second = rng.sample(leaves, 2)
             p = rng.uniform(0.3, 0.99)
             q = rng.uniform(0, 1 - p)
@@ -59,6 +61,7 @@ def stored_scores(version_id: int) -> int:
                 copy.write(buffer.getvalue())
                 buffer = io.StringIO()
         copy.write(buffer.getvalue())
+    with connection.cursor() as cursor:
         cursor.execute("ANALYZE mlcore_prediction")
     return count
 
@@ -169,6 +172,9 @@ def main() -> None:
     )
     for name, values in (("next item + suggestions", next_ms), ("submit", submit_ms), ("both", both)):
         print(f"  {name:24s} p50 {statistics.median(values):6.1f} ms   p99 {percentile(values, 0.99):6.1f} ms")
+    for strategy in sorted(set(strategies)):
+        values = [ms for ms, s in zip(next_ms, strategies, strict=True) if s == strategy]
+        print(f"  next, {strategy:18s} p50 {statistics.median(values):6.1f} ms   max {max(values):6.1f} ms")
 
 
 if __name__ == "__main__":

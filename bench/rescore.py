@@ -70,7 +70,9 @@ def main() -> None:
     products = list(Product.objects.filter(id__lte=ids[-1]).values_list("title", flat=True))
     print(f"{len(ids):,} products, torch threads: {__import__('torch').get_num_threads()}")
 
-    classifier = Classifier(folder)
+    from django.conf import settings
+
+    classifier = Classifier(folder, quantize=settings.MLCORE_QUANTIZE)
     classifier.predict(products[:256])  # warm up
     started = time.perf_counter()
     classifier.predict(products, top_k=5, batch_size=128)

@@ -195,6 +195,9 @@ class Prediction(models.Model):
         indexes = [
             # The labeling queue's uncertainty strategy reads the smallest margins of one version.
             models.Index(fields=["model_version", "margin"], name="prediction_version_margin"),
+            # The disagreement strategy walks a version's most confident predictions first: without this index
+            # it sorted ~275k rows per request (bench/labeling.py: 674 ms p50 at 1.1M products).
+            models.Index(fields=["model_version", "-confidence"], name="prediction_version_confidence"),
         ]
 
     def __str__(self) -> str:
