@@ -8,9 +8,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 OUT = Path(__file__).resolve().parent / "screenshots"
+
+
+def signed_in(browser: Browser, base: str, username: str) -> Page:
+    """A new page with its own session, logged in as one of the demo users."""
+    page = browser.new_page(viewport={"width": 1360, "height": 860})
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "demo")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/catalog/products/**")
+    return page
 
 
 def main() -> None:
@@ -23,12 +34,7 @@ def main() -> None:
             executable_path="/usr/bin/chromium",
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
-        page = browser.new_page(viewport={"width": 1360, "height": 860})
-        page.goto(f"{base}/accounts/login/")
-        page.fill("#id_username", "manager")
-        page.fill("#id_password", "demo")
-        page.click("button[type=submit]")
-        page.wait_for_url("**/catalog/products/**")
+        page = signed_in(browser, base, "manager")
         page.goto(f"{base}/catalog/products/?source=import&verified=no")
         page.screenshot(path=str(OUT / "product-list.png"))
         page.goto(f"{base}/catalog/categories/")
@@ -43,24 +49,14 @@ def main() -> None:
         page.locator("#results tbody tr a").first.click()
         page.wait_for_selector("text=Suggestions")
         page.screenshot(path=str(OUT / "product-suggestions.png"))
-        page = browser.new_page(viewport={"width": 1360, "height": 860})  # the annotator's own session
-        page.goto(f"{base}/accounts/login/")
-        page.fill("#id_username", "annotator")
-        page.fill("#id_password", "demo")
-        page.click("button[type=submit]")
-        page.wait_for_url("**/catalog/products/**")
+        page = signed_in(browser, base, "annotator")
         page.goto(f"{base}/label/")
         page.keyboard.press("1")
         page.keyboard.press("/")
         page.keyboard.type("fridge")
         page.wait_for_selector("#picker-results .pick")
         page.screenshot(path=str(OUT / "labeling-workspace.png"))
-        page = browser.new_page(viewport={"width": 1360, "height": 860})  # a fresh session for the admin
-        page.goto(f"{base}/accounts/login/")
-        page.fill("#id_username", "admin")
-        page.fill("#id_password", "demo")
-        page.click("button[type=submit]")
-        page.wait_for_url("**/catalog/products/**")
+        page = signed_in(browser, base, "admin")
         page.goto(f"{base}/models/")
         page.screenshot(path=str(OUT / "models-dashboard.png"))
         browser.close()
