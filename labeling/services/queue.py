@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -123,7 +124,19 @@ def queue_next(
     """The annotator's current item, or a new one under a fresh lease (from `scope` only, when given); None when
     the queue is empty."""
     rng = rng or random.Random()
+    # Rows another annotator holds locked for a few milliseconds are skipped, not waited for; when that is all that
+    # was left, look again shortly rather than tell the annotator that the queue is empty.
+    for attempt in range(4):
+        lease, saw_locked = _take_next(annotator, rng, scope)
+        if lease is not None or not saw_locked:
+            return lease
+        time.sleep(0.02 * (attempt + 1))
+    return None
+
+
+def _take_next(annotator: User, rng: random.Random, scope: LabelingQueue | None) -> tuple[Lease | None, bool]:
     now = timezone.now()
+    saw_locked = False
     with transaction.atomic():
         current = (
             Lease.objects.select_related("product")
@@ -135,7 +148,7 @@ def queue_next(
             scope is None
             or Product.objects.filter(pk=current.product_id).filter(_in_scope(scope, serving_version())).exists()
         ):
-            return current
+            return current, False
         if current is not None:  # the annotator switched to a queue this item is not in: let it go
             current.delete()
         Lease.objects.filter(annotator=annotator, expires_at__lte=now).delete()
@@ -144,6 +157,7 @@ def queue_next(
                 locked = set(
                     Product.objects.select_for_update(skip_locked=True).filter(pk__in=ids).values_list("pk", flat=True)
                 )
+                saw_locked = saw_locked or len(locked) < len(ids)
                 for pk in ids:
                     if pk in locked and has_room(pk, annotator, now):
                         Lease.objects.filter(product_id=pk, expires_at__lte=now).delete()
@@ -153,8 +167,8 @@ def queue_next(
                             strategy=strategy,
                             expires_at=now + timedelta(seconds=settings.LABELING_LEASE_SECONDS),
                         )
-                        return Lease.objects.select_related("product").get(pk=lease.pk)
-    return None
+                        return Lease.objects.select_related("product").get(pk=lease.pk), False
+    return None, saw_locked
 
 
 def lease_grant(*, annotator: User, product_id: int, strategy: str = "undo") -> Lease:
