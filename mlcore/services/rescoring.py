@@ -161,15 +161,14 @@ def score_products(*, version_id: int | None, products: list[tuple[int, str, str
     texts = [product_text(ProductText(title=t, brand=b, description=d)) for _, t, b, d in products]
     k = settings.MLCORE_TOP_K
     backoff: list[tuple[int | None, float | None]] = [(None, None)] * len(products)
+    from mlcore.engine.hierarchy import margin_and_entropy
+
     if version_id is None:
         scorer, candidates, pks = _zeroshot()
         nodes, probabilities = scorer.top_k(texts, candidates, k=k)
         category_ids = [[pks[n] for n in row] for row in nodes]
-        margins = probabilities[:, 0] - (probabilities[:, 1] if probabilities.shape[1] > 1 else 0)
-        import numpy as np
-
-        clipped = np.clip(probabilities, 1e-12, 1)
-        entropies = -(clipped * np.log(clipped)).sum(axis=1)
+        # The same uncertainty measures the classifier reports, over the top-k candidates' softmax.
+        margins, entropies = margin_and_entropy(probabilities)
     else:
         classifier = _classifier(ModelVersion.objects.get(pk=version_id).artifact_path)
         predictions = classifier.predict(texts, top_k=k, keep_probabilities=True)
