@@ -21,8 +21,18 @@ MANAGE = [
     "catalog.add_importjob",
 ]
 
-MODELS_VIEW = ["mlcore.view_modelversion", "mlcore.view_trainingrun", "mlcore.view_rescorejob"]
-MODELS_MANAGE = ["mlcore.add_trainingrun", "mlcore.change_modelversion", "mlcore.add_rescorejob"]
+MODELS_VIEW = [
+    "mlcore.view_modelversion",
+    "mlcore.view_trainingrun",
+    "mlcore.view_rescorejob",
+    "mlcore.view_labelaudit",
+]
+MODELS_MANAGE = [
+    "mlcore.add_trainingrun",
+    "mlcore.change_modelversion",
+    "mlcore.add_rescorejob",
+    "mlcore.add_labelaudit",
+]
 
 LABEL = ["labeling.add_annotation", "labeling.view_annotation", "labeling.view_labelingqueue"]
 REVIEW = [

@@ -255,6 +255,10 @@ MLCORE_VALIDATION_SHARE = env.float("MLCORE_VALIDATION_SHARE", default=0.1)
 # Zero-shot candidates: "used" (categories that already hold products, as a real catalog uses a small part of a
 # standard taxonomy) or "leaves" (every leaf of the taxonomy).
 MLCORE_ZEROSHOT_CANDIDATES = env.str("MLCORE_ZEROSHOT_CANDIDATES", default="used")
+# Likely label errors among verified labels (confident learning): checked after every successful training run, with
+# this many cross-validation folds; a class needs at least as many verified labels to take part.
+MLCORE_LABEL_AUDIT_AFTER_TRAINING = env.bool("MLCORE_LABEL_AUDIT_AFTER_TRAINING", default=True)
+MLCORE_LABEL_AUDIT_FOLDS = env.int("MLCORE_LABEL_AUDIT_FOLDS", default=5)
 
 # --- Labeling -----------------------------------------------------------------------------------------------------
 # Annotators per item, and the share of items labelled twice to measure agreement.

@@ -96,12 +96,16 @@ class Annotation(models.Model):
 class ReviewReason(models.TextChoices):
     DISAGREEMENT = "disagreement", _("annotators disagree")
     FLAG = "flag", _("flagged")
+    # A verified label that a cross-validated model finds unlikely (mlcore's label audit, confident learning).
+    LIKELY_LABEL_ERROR = "likely_label_error", _("likely label error")
 
 
 class ReviewItem(models.Model):
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
     reason = models.CharField(max_length=20, choices=ReviewReason.choices)
     note = models.CharField(max_length=500, blank=True)
+    # The category a check proposes instead of the current one (likely label errors); offered first on review.
+    suggested_category = models.ForeignKey(Category, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

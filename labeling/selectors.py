@@ -8,6 +8,7 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from catalog.models import Category, Product
 from labeling.models import Annotation, AnnotationKind, ReviewItem
@@ -55,20 +56,29 @@ def last_answer(*, annotator: User) -> Annotation | None:
 
 
 def review_queue() -> QuerySet[ReviewItem]:
-    return ReviewItem.objects.filter(resolved_at__isnull=True).select_related("product", "product__category")
+    return ReviewItem.objects.filter(resolved_at__isnull=True).select_related(
+        "product", "product__category", "suggested_category"
+    )
 
 
 def review_item_detail(*, item: ReviewItem) -> dict[str, Any]:
-    """Every annotation of the item's product, oldest first, and the categories worth offering first."""
+    """Every annotation of the item's product, oldest first, and the categories worth offering first, each with
+    where it comes from: the annotators' answers; for a likely label error the proposed category and the current
+    one (keeping it is a real answer: the check can be wrong)."""
     annotations = list(
         Annotation.objects.filter(product=item.product, undone_at__isnull=True)
         .select_related("annotator", "category")
         .order_by("created_at")
     )
-    offered: list[Category] = []
+    offered: list[tuple[Category, str]] = []
     for annotation in annotations:
-        if annotation.category and annotation.category not in offered:
-            offered.append(annotation.category)
+        if annotation.category and annotation.category not in [c for c, _ in offered]:
+            offered.append((annotation.category, gettext("annotator")))
+    if item.suggested_category is not None:
+        offered.insert(0, (item.suggested_category, gettext("label check")))
+        current = item.product.category
+        if current is not None and current not in [c for c, _ in offered]:
+            offered.insert(1, (current, gettext("current label")))
     return {"annotations": annotations, "offered": offered}
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog.selectors import category_search, product_history
@@ -147,10 +146,10 @@ def review(request: HtmxHttpRequest) -> HttpResponse:
             {
                 "category_id": c.pk,
                 "path": c.display_path(request.LANGUAGE_CODE),
-                "source": _("annotator"),
+                "source": source,
                 "confidence": None,
             }
-            for c in detail["offered"]
+            for c, source in detail["offered"]
         ]
         seen = {c["category_id"] for c in choices}
         choices += [{**s, "source": s["source"]} for s in suggestions if s["category_id"] not in seen]

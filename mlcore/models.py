@@ -202,3 +202,47 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product_id}: {self.category_id} ({self.confidence:.2f})"
+
+
+class LabelAudit(models.Model):
+    """A confident-learning check of every verified label (mlcore/engine/label_audit.py). Its findings are
+    LabelIssue rows; the labeling app turns them into review items (signal `label_issues_found`)."""
+
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    base_model = models.CharField(max_length=500, blank=True)
+    labels_checked = models.PositiveIntegerField(default=0)
+    labels_skipped = models.PositiveIntegerField(default=0)
+    issues_found = models.PositiveIntegerField(default=0)
+    # Share of checked labels the held-out model agrees with: a low figure means the check itself is weak.
+    agreement = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"label audit {self.pk} ({self.status})"
+
+
+class LabelIssue(models.Model):
+    """A verified label the cross-validated model finds unlikely, with the category it prefers."""
+
+    audit = models.ForeignKey(LabelAudit, on_delete=models.CASCADE, related_name="issues")
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
+    given_category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="+")
+    suggested_category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="+")
+    given_probability = models.FloatField()
+    suggested_probability = models.FloatField()
+
+    class Meta:
+        ordering = ["given_probability"]
+        constraints = [models.UniqueConstraint(fields=["audit", "product"], name="labelissue_audit_product")]
+
+    def __str__(self) -> str:
+        return f"{self.product_id}: {self.given_category_id} -> {self.suggested_category_id}?"

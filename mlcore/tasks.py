@@ -17,3 +17,10 @@ def rescore_chunk_task(self: object, job_id: int, first_id: int, last_id: int) -
     from mlcore.services.rescoring import rescore_chunk
 
     rescore_chunk(job_id=job_id, first_id=first_id, last_id=last_id)
+
+
+@durable_task()
+def label_audit_task(self: object, audit_id: int) -> None:
+    from mlcore.services.label_audit import label_audit_execute
+
+    label_audit_execute(audit_id=audit_id)

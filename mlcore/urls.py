@@ -8,6 +8,7 @@ app_name = "mlcore"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("train/", views.training_start, name="training-start"),
+    path("label-audits/", views.label_audit, name="label-audit"),
     path("runs/<int:run_id>/cancel/", views.training_cancel, name="training-cancel"),
     path("versions/<int:version_id>/activate/", views.version_activate, name="version-activate"),
     path("products/<int:product_id>/suggestions/", views.suggestions_partial, name="product-suggestions"),

@@ -13,8 +13,9 @@ from catalog.selectors import product_get
 from config.errors import ApplicationError, NotFoundError
 from config.http import HtmxHttpRequest, signed_in
 from mlcore.forms import TrainingStartForm
-from mlcore.models import ModelVersion, RescoreJob, TrainingRun
+from mlcore.models import LabelAudit, ModelVersion, RescoreJob, TrainingRun
 from mlcore.selectors import product_confident_category, product_suggestions
+from mlcore.services.label_audit import label_audit_start
 from mlcore.services.training import model_version_activate, training_run_cancel, training_run_start
 
 
@@ -41,9 +42,11 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
         "versions": ModelVersion.objects.select_related("created_by", "activated_by")[:20],
         "runs": runs,
         "jobs": RescoreJob.objects.select_related("model_version")[:10],
+        "audits": LabelAudit.objects.all()[:5],
         "form": TrainingStartForm(),
         "busy": any(r.status in ("queued", "running") for r in runs)
-        or RescoreJob.objects.filter(status__in=["queued", "running"]).exists(),
+        or RescoreJob.objects.filter(status__in=["queued", "running"]).exists()
+        or LabelAudit.objects.filter(status__in=["queued", "running"]).exists(),
     }
     template = "mlcore/dashboard.html#live" if request.htmx else "mlcore/dashboard.html"
     return render(request, template, context)
@@ -74,6 +77,15 @@ def training_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
         training_run_cancel(run_id=run_id)
     except ApplicationError as exc:
         messages.error(request, exc.message)
+    return redirect("mlcore:dashboard")
+
+
+@login_required
+@permission_required("mlcore.add_labelaudit", raise_exception=True)
+@require_POST
+def label_audit(request: HttpRequest) -> HttpResponse:
+    audit = label_audit_start(user=signed_in(request))
+    messages.success(request, _("Label check #%(id)s queued.") % {"id": audit.pk})
     return redirect("mlcore:dashboard")
 
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from catalog.models import Category, CategorySource, Product
 from catalog.services.products import product_category_set
 from config.errors import ConflictError, NotFoundError
-from labeling.models import ReviewItem
+from labeling.models import ReviewItem, ReviewReason
 
 
 def review_resolve(
@@ -44,3 +44,39 @@ def review_resolve(
         )
         item.refresh_from_db()
     return item
+
+
+def review_items_from_label_audit(*, audit_id: int) -> int:
+    """Route an audit's likely label errors to review; returns how many new review items were opened.
+
+    Skipped: products whose label changed since the audit read it (someone already acted), products with an open
+    item of the same reason, and labels a reviewer already confirmed after an earlier audit flagged them (asking
+    the same question after every training run would teach reviewers to dismiss without looking)."""
+    from mlcore.models import LabelIssue
+
+    issues = list(LabelIssue.objects.filter(audit_id=audit_id).select_related("given_category", "suggested_category"))
+    current = dict(
+        Product.objects.filter(pk__in=[i.product_id for i in issues], is_verified=True).values_list("pk", "category_id")
+    )
+    confirmed = set(
+        ReviewItem.objects.filter(
+            reason=ReviewReason.LIKELY_LABEL_ERROR, product_id__in=current, resolved_at__isnull=False
+        ).values_list("product_id", "resolved_category_id")
+    )
+    items = [
+        ReviewItem(
+            product_id=issue.product_id,
+            reason=ReviewReason.LIKELY_LABEL_ERROR,
+            suggested_category_id=issue.suggested_category_id,
+            note=(
+                f"held-out model: {issue.given_probability:.0%} for the current label, "
+                f"{issue.suggested_probability:.0%} for {issue.suggested_category.name_en}"
+            ),
+        )
+        for issue in issues
+        if current.get(issue.product_id) == issue.given_category_id
+        and (issue.product_id, issue.given_category_id) not in confirmed
+    ]
+    before = ReviewItem.objects.filter(reason=ReviewReason.LIKELY_LABEL_ERROR, resolved_at__isnull=True).count()
+    ReviewItem.objects.bulk_create(items, ignore_conflicts=True, batch_size=1000)
+    return ReviewItem.objects.filter(reason=ReviewReason.LIKELY_LABEL_ERROR, resolved_at__isnull=True).count() - before

@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from mlcore.models import ModelVersion, RescoreJob, TrainingMethod, TrainingRun
+from mlcore.models import LabelAudit, LabelIssue, ModelVersion, RescoreJob, TrainingMethod, TrainingRun
 
 
 class ModelVersionSerializer(serializers.ModelSerializer[ModelVersion]):
@@ -105,3 +105,36 @@ class SuggestionSerializer(serializers.Serializer[Any]):
     path = serializers.CharField()
     confidence = serializers.FloatField()
     source = serializers.CharField(help_text="the model version (v3) or zero-shot")  # type: ignore[assignment]
+
+
+class LabelIssueSerializer(serializers.ModelSerializer[LabelIssue]):
+    sku = serializers.CharField(source="product.sku", read_only=True)
+
+    class Meta:
+        model = LabelIssue
+        fields = [
+            "product",
+            "sku",
+            "given_category",
+            "given_probability",
+            "suggested_category",
+            "suggested_probability",
+        ]
+
+
+class LabelAuditSerializer(serializers.ModelSerializer[LabelAudit]):
+    class Meta:
+        model = LabelAudit
+        fields = [
+            "id",
+            "status",
+            "base_model",
+            "labels_checked",
+            "labels_skipped",
+            "issues_found",
+            "agreement",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]

@@ -5,6 +5,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -12,14 +13,17 @@ from catalog.api.permissions import CatalogPermission
 from catalog.selectors import product_get
 from config.http import signed_in
 from mlcore.api.serializers import (
+    LabelAuditSerializer,
+    LabelIssueSerializer,
     ModelVersionSerializer,
     RescoreJobSerializer,
     SuggestionSerializer,
     TrainingRunCreateSerializer,
     TrainingRunSerializer,
 )
-from mlcore.models import ModelVersion, RescoreJob, TrainingRun
+from mlcore.models import LabelAudit, LabelIssue, ModelVersion, RescoreJob, TrainingRun
 from mlcore.selectors import product_suggestions
+from mlcore.services.label_audit import label_audit_start
 from mlcore.services.rescoring import rescore_job_start
 from mlcore.services.training import model_version_activate, training_run_cancel, training_run_start
 
@@ -85,6 +89,30 @@ class RescoreJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         version = request.query_params.get("version")
         job = rescore_job_start(version_id=int(version) if version and version.isdigit() else None)
         return Response(RescoreJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class LabelAuditViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[LabelAudit]):
+    serializer_class = LabelAuditSerializer
+    permission_classes = [CatalogPermission]
+    read_perm = "mlcore.view_labelaudit"
+    write_perm = "mlcore.add_labelaudit"
+    queryset = LabelAudit.objects.all()
+    filter_backends: list[Any] = []
+
+    @extend_schema(request=None, responses={202: LabelAuditSerializer})
+    def create(self, request: Request) -> Response:
+        """Check every verified label for likely errors (returns the pending check if one is queued or running)."""
+        audit = label_audit_start(user=signed_in(request))
+        return Response(LabelAuditSerializer(audit).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=LabelIssueSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def issues(self, request: Request, pk: str | None = None) -> Response:
+        """The likely label errors this check found, likeliest first."""
+        rows = LabelIssue.objects.filter(audit=self.get_object()).select_related("product")
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response(LabelIssueSerializer(page, many=True).data)
 
 
 @extend_schema(responses=SuggestionSerializer(many=True))

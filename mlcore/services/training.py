@@ -188,6 +188,12 @@ def training_run_execute(*, run_id: int) -> None:
         _fail(run, RunStatus.FAILED, f"{exc.__class__.__name__}: {exc}")
         if not isinstance(exc, ApplicationError):
             raise
+    else:
+        if settings.MLCORE_LABEL_AUDIT_AFTER_TRAINING:
+            # More verified labels than last time: look again for the ones that are likely wrong.
+            from mlcore.services.label_audit import label_audit_start
+
+            label_audit_start(user=version.created_by)
 
 
 def _fail(run: TrainingRun, status: str, message: str) -> None:

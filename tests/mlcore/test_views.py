@@ -45,3 +45,22 @@ def test_product_page_composes_the_suggestions_partial(ml_settings, labelled_cat
     partial = annotator_client.get(reverse("mlcore:product-suggestions", args=[product.pk])).content.decode()
     assert "zero-shot" in partial
     assert "Home &amp; Garden" in partial or "Electronics" in partial
+
+
+def test_admin_starts_a_label_check_managers_see_its_findings(
+    ml_settings, labelled_catalog, manager_client, django_capture_on_commit_callbacks
+):
+    assert manager_client.post(reverse("mlcore:label-audit")).status_code == 403
+    assert "Check verified labels now" not in manager_client.get(reverse("mlcore:dashboard")).content.decode()
+    admin = Client()
+    admin.force_login(UserFactory(username="boss", role=Role.ADMIN))
+    with django_capture_on_commit_callbacks(execute=False):
+        response = admin.post(reverse("mlcore:label-audit"), follow=True)
+    assert "Label check #" in response.content.decode()
+    from mlcore.models import LabelAudit
+    from mlcore.services.label_audit import label_audit_execute
+
+    label_audit_execute(audit_id=LabelAudit.objects.get().pk)
+    page = manager_client.get(reverse("mlcore:dashboard")).content.decode()
+    assert "Label checks" in page
+    assert "succeeded" in page

@@ -78,8 +78,9 @@ def test_queue_needs_the_annotator_permission(db):
 
 
 def test_queues_managers_create_annotators_use(queue_catalog, annotators, manager, small_tree):
-    created = _client(manager).post("/api/v1/queues/", {"name": "Kitchen", "category": small_tree["kitchen"].pk},
-                                    format="json")
+    created = _client(manager).post(
+        "/api/v1/queues/", {"name": "Kitchen", "category": small_tree["kitchen"].pk}, format="json"
+    )
     assert created.status_code == 201
     assert _client(annotators[0]).post("/api/v1/queues/", {"name": "x"}, format="json").status_code == 403
     queue_id = created.json()["id"]

@@ -94,3 +94,22 @@ def test_the_web_process_never_imports_torch():
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False False", result.stderr
+
+
+def test_label_audits_api(ml_settings, labelled_catalog, manager, annotator, django_capture_on_commit_callbacks):
+    from mlcore.services.label_audit import label_audit_execute
+
+    admin = UserFactory(username="boss", role=Role.ADMIN)
+    assert _client(annotator).get("/api/v1/label-audits/").status_code == 403
+    assert _client(manager).post("/api/v1/label-audits/").status_code == 403
+    with django_capture_on_commit_callbacks(execute=False):
+        started = _client(admin).post("/api/v1/label-audits/")
+    assert started.status_code == 202
+    assert started.json()["status"] == "queued"
+    label_audit_execute(audit_id=started.json()["id"])
+    audit = _client(manager).get(f"/api/v1/label-audits/{started.json()['id']}/").json()
+    assert audit["status"] == "succeeded"
+    assert audit["labels_checked"] == 20
+    issues = _client(manager).get(f"/api/v1/label-audits/{audit['id']}/issues/").json()
+    assert issues["count"] == audit["issues_found"]
+    assert _client(manager).get("/api/v1/label-audits/999999/").status_code == 404

@@ -6,7 +6,7 @@ import pytest
 
 from catalog.models import Product
 from config.errors import ApplicationError, ConflictError
-from mlcore.models import ModelVersion, ModelVersionStatus, RescoreJob, RunStatus, TestSetItem, TrainingRun
+from mlcore.models import LabelAudit, ModelVersion, ModelVersionStatus, RescoreJob, RunStatus, TestSetItem, TrainingRun
 from mlcore.services.training import (
     model_version_activate,
     training_run_cancel,
@@ -63,6 +63,8 @@ def test_first_version_is_registered_evaluated_and_activated(
     assert run.losses
     # Activation queues re-scoring of the whole catalog with the new version.
     assert RescoreJob.objects.get(model_version=version).products_total == Product.objects.count()
+    # ...and, with more verified labels than before, a check of those labels for likely errors.
+    assert LabelAudit.objects.get().status == RunStatus.QUEUED
 
 
 def test_test_set_is_frozen_across_versions(ml_settings, labelled_catalog, manager, django_capture_on_commit_callbacks):

@@ -1,0 +1,20 @@
+"""Listeners for what mlcore announces (the arrow stays labeling -> mlcore: mlcore sends, labeling listens)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.dispatch import receiver
+
+from mlcore.signals import label_issues_found
+
+logger = logging.getLogger(__name__)
+
+
+@receiver(label_issues_found, dispatch_uid="labeling.label_issues_to_review")
+def label_issues_to_review(sender: Any, audit: Any, **kwargs: Any) -> None:
+    from labeling.services.reviews import review_items_from_label_audit
+
+    opened = review_items_from_label_audit(audit_id=audit.pk)
+    logger.info("label audit %s: %s likely label error(s) sent to review", audit.pk, opened)

@@ -1,0 +1,8 @@
+"""What mlcore announces to the apps above it (labeling listens; mlcore never imports labeling)."""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# Sent after a label audit finished, outside its transaction, with `audit` (a LabelAudit).
+label_issues_found = Signal()
