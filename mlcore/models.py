@@ -209,7 +209,7 @@ class LabelAudit(models.Model):
     LabelIssue rows; the labeling app turns them into review items (signal `label_issues_found`)."""
 
     status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    base_model = models.CharField(max_length=500, blank=True)
+    method = models.CharField(max_length=500, blank=True)
     labels_checked = models.PositiveIntegerField(default=0)
     labels_skipped = models.PositiveIntegerField(default=0)
     issues_found = models.PositiveIntegerField(default=0)

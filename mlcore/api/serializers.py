@@ -128,7 +128,7 @@ class LabelAuditSerializer(serializers.ModelSerializer[LabelAudit]):
         fields = [
             "id",
             "status",
-            "base_model",
+            "method",
             "labels_checked",
             "labels_skipped",
             "issues_found",

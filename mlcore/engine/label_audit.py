@@ -2,21 +2,24 @@
 
 Confident learning needs each label's probability from a model that never saw that label. The fine-tuned version
 saw every training label, and memorised them, so its own scores would vouch for the very mistakes we look for.
-Instead the features are the pretrained encoder's embeddings (label-independent), and a logistic regression is
-fitted k times, each fold scored by the model trained on the other folds: every item gets an honest probability for
-the label it was given. cleanlab then estimates, per pair of classes, how often one is given for the other and
-flags the items that fall in those off-diagonal counts, worst first.
+Instead a logistic regression over TF-IDF word and character n-grams of the product text is fitted k times, each
+fold scored by the model trained on the other folds: every item gets an honest probability for the label it was
+given. cleanlab then estimates, per pair of classes, how often one is given for the other and flags the items in
+those off-diagonal counts, worst first.
+
+Why n-grams and not the encoder's embeddings: on 10,000 shipped offers with 5 % of labels flipped
+(bench/label_audit.py) MiniLM embeddings found them with precision 0.79 / recall 0.86, n-grams with 0.90 / 0.91,
+both together no better than n-grams alone; and n-grams need no model, so the check takes seconds, not minutes.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
-Matrix = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class AuditResult:
 
 
 def out_of_sample_probabilities(
-    features: Matrix, labels: npt.NDArray[np.int64], *, folds: int = 5, seed: int = 0
+    features: Any, labels: npt.NDArray[np.int64], *, folds: int = 5, seed: int = 0
 ) -> npt.NDArray[np.float64]:
     """Each row's class probabilities from a logistic regression fitted on the other folds."""
     from sklearn.linear_model import LogisticRegression
@@ -50,13 +53,32 @@ def out_of_sample_probabilities(
     return np.asarray(cross_val_predict(model, features, labels, cv=splitter, method="predict_proba"))
 
 
-def find_label_issues(features: Matrix, labels: list[str], *, folds: int = 5, seed: int = 0) -> AuditResult:
-    """Audit `labels` (one per row of `features`). Classes with fewer than `folds` examples cannot be held out in
-    every fold, so they sit out (counted in `skipped`) rather than being judged on no evidence."""
+def text_features(texts: list[str]) -> Any:
+    """Sparse TF-IDF of word 1-2-grams and character 2-5-grams (model numbers, brands, other languages)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_union
+
+    words = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2)
+    characters = TfidfVectorizer(sublinear_tf=True, analyzer="char_wb", ngram_range=(2, 5), min_df=2)
+    return make_union(words, characters).fit_transform(texts).tocsr()
+
+
+def audit_texts(texts: list[str], labels: list[str], *, folds: int = 5, seed: int = 0) -> AuditResult:
+    """The audit as the label check runs it: n-gram features, then find_label_issues."""
+    if len(texts) != len(labels):
+        raise ValueError(f"{len(texts)} texts for {len(labels)} labels")
+    if len(set(labels)) < 2 or len(texts) < 2 * folds:
+        return AuditResult(issues=[], checked=0, skipped=len(labels), classes=len(set(labels)), agreement=0.0)
+    return find_label_issues(text_features(texts), labels, folds=folds, seed=seed)
+
+
+def find_label_issues(features: Any, labels: list[str], *, folds: int = 5, seed: int = 0) -> AuditResult:
+    """Audit `labels` (one per row of `features`, dense or sparse). Classes with fewer than `folds` examples cannot
+    be held out in every fold, so they sit out (counted in `skipped`) rather than being judged on no evidence."""
     from cleanlab.filter import find_label_issues as cleanlab_find
 
-    if len(features) != len(labels):
-        raise ValueError(f"{len(features)} feature rows for {len(labels)} labels")
+    if features.shape[0] != len(labels):
+        raise ValueError(f"{features.shape[0]} feature rows for {len(labels)} labels")
     counts = Counter(labels)
     kept = [i for i, label in enumerate(labels) if counts[label] >= folds]
     classes = sorted({labels[i] for i in kept})

@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('status', models.CharField(choices=[('queued', 'queued'), ('running', 'running'), ('succeeded', 'succeeded'), ('failed', 'failed'), ('cancelled', 'cancelled')], default='queued', max_length=20)),
-                ('base_model', models.CharField(blank=True, max_length=500)),
+                ('method', models.CharField(blank=True, max_length=500)),
                 ('labels_checked', models.PositiveIntegerField(default=0)),
                 ('labels_skipped', models.PositiveIntegerField(default=0)),
                 ('issues_found', models.PositiveIntegerField(default=0)),

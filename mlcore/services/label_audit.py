@@ -1,8 +1,8 @@
 """Label audits: find likely errors among the verified labels (confident learning) and announce them.
 
-The audit embeds every verified product with the pretrained encoder and lets mlcore/engine/label_audit.py judge
-each label by a model that never saw it. Findings are stored as LabelIssue rows and announced with the
-`label_issues_found` signal; the labeling app routes them to review. Nothing here changes a label.
+The audit reads every verified product and lets mlcore/engine/label_audit.py judge each label by a model that
+never saw it (cross-validated, on n-grams of the product text). Findings are stored as LabelIssue rows and announced
+with the `label_issues_found` signal; the labeling app routes them to review. Nothing here changes a label.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from django.utils import timezone
 from catalog.models import Product
 from config.errors import NotFoundError
 from mlcore.models import LabelAudit, LabelIssue, RunStatus
-from mlcore.services.common import base_model_path
 from mlcore.signals import label_issues_found
 
 logger = logging.getLogger(__name__)
+
+AUDIT_METHOD = "confident learning (cleanlab) on cross-validated logistic regression over text n-grams"
 
 
 def label_audit_start(*, user: User | None, enqueue: bool = True) -> LabelAudit:
@@ -31,7 +32,7 @@ def label_audit_start(*, user: User | None, enqueue: bool = True) -> LabelAudit:
         pending = LabelAudit.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).first()
         if pending is not None:
             return pending
-        audit = LabelAudit.objects.create(created_by=user, base_model=base_model_path())
+        audit = LabelAudit.objects.create(created_by=user, method=AUDIT_METHOD)
         if enqueue:
             from mlcore.tasks import label_audit_task
 
@@ -64,10 +65,9 @@ def label_audit_execute(*, audit_id: int) -> LabelAudit:
 
 
 def _execute(audit: LabelAudit) -> None:
-    from mlcore.engine.label_audit import find_label_issues
+    from mlcore.engine.label_audit import audit_texts
     from mlcore.engine.text import product_text
     from mlcore.engine.types import ProductText
-    from mlcore.engine.zeroshot import Encoder
 
     verified = list(
         Product.objects.filter(is_verified=True, category__isnull=False)
@@ -76,14 +76,7 @@ def _execute(audit: LabelAudit) -> None:
     )
     texts = [product_text(ProductText(title=t, brand=b, description=d)) for _, t, b, d, _ in verified]
     labels = [str(category_id) for *_, category_id in verified]
-    if texts:
-        encoder = Encoder(audit.base_model, device=settings.MLCORE_DEVICE, max_length=settings.MLCORE_MAX_LENGTH)
-        features = encoder.embed(texts)
-        result = find_label_issues(features, labels, folds=settings.MLCORE_LABEL_AUDIT_FOLDS)
-    else:
-        from mlcore.engine.label_audit import AuditResult
-
-        result = AuditResult(issues=[], checked=0, skipped=0, classes=0, agreement=0.0)
+    result = audit_texts(texts, labels, folds=settings.MLCORE_LABEL_AUDIT_FOLDS)
     issues = [
         LabelIssue(
             audit=audit,
