@@ -8,5 +8,6 @@ app_name = "labeling"
 urlpatterns = [
     path("", views.workspace, name="workspace"),
     path("answer/", views.answer, name="answer"),
+    path("deck/", views.deck, name="deck"),
     path("picker/", views.picker, name="picker"),
 ]

@@ -1,4 +1,4 @@
-"""The annotator's workspace: one item at a time, every action on a key, the next item in the same response."""
+"""The annotator's workspace: one item at a time, every action on a key, the next item prepared ahead (on deck)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from config.http import HtmxHttpRequest, signed_in
 from labeling.models import LabelingQueue
 from labeling.selectors import agreement_report, annotator_stats, last_answer, review_item_detail, review_queue
 from labeling.services.annotations import annotation_flag, annotation_skip, annotation_submit, annotation_undo
-from labeling.services.queue import queue_next
+from labeling.services.queue import leases_extend, queue_next
 from labeling.services.reviews import review_resolve
 from mlcore.selectors import product_suggestions
 
@@ -30,10 +30,12 @@ def _scope(request: HttpRequest) -> LabelingQueue | None:
     )
 
 
-def _workspace(request: HtmxHttpRequest, *, message: str = "", error: str = "") -> HttpResponse:
+def _workspace(request: HtmxHttpRequest, *, message: str = "", error: str = "", position: int = 0) -> HttpResponse:
     user = signed_in(request)
     scope = _scope(request)
-    lease = queue_next(annotator=user, scope=scope)
+    lease = queue_next(annotator=user, scope=scope, position=position)
+    if position and lease is None:
+        return HttpResponse(status=204)
     suggestions = product_suggestions(product=lease.product, language=request.LANGUAGE_CODE) if lease else []
     context = {
         "lease": lease,
@@ -55,6 +57,15 @@ def _workspace(request: HtmxHttpRequest, *, message: str = "", error: str = "") 
 @require_GET
 def workspace(request: HtmxHttpRequest) -> HttpResponse:
     return _workspace(request)
+
+
+@login_required
+@permission_required("labeling.add_annotation", raise_exception=True)
+@require_GET
+def deck(request: HtmxHttpRequest) -> HttpResponse:
+    """The item after the current one, rendered and leased, for labeling.js to show the moment an answer is given
+    (204 when there is none)."""
+    return _workspace(request, position=1)
 
 
 def _int(value: str | None) -> int | None:
@@ -97,8 +108,17 @@ def answer(request: HtmxHttpRequest) -> HttpResponse:
                 client_key=key,
             )
     except ApplicationError as exc:
-        return _workspace(request, error=exc.message)
-    return _workspace(request, message=action)
+        response = _workspace(request, error=exc.message)
+        response["X-Answer"] = "refused"
+        return response
+    if request.POST.get("deck"):
+        # The page already shows the item that was on deck: answer with the one after it, to put on deck.
+        leases_extend(annotator=user)
+        response = _workspace(request, message=action, position=1)
+    else:
+        response = _workspace(request, message=action)
+    response["X-Answer"] = "saved"
+    return response
 
 
 @login_required

@@ -1,4 +1,4 @@
-// The labeling workspace's keys. Every action has a key (shown on the page); the server answers with the next item.
+// The labeling workspace's and the review page's keys. Every action has a key (shown on the page).
 (function () {
   "use strict";
   const $ = (selector) => document.querySelector(selector);
@@ -12,16 +12,116 @@
     $("#chosen-path").textContent = path || "";
   }
 
+  // --- The workspace: the item after this one is fetched and leased ahead ("on deck"). An answer shows it at once
+  // and is saved in the background; answers are sent one at a time, in order. If the server refuses one (the product
+  // changed, the lease ran out), its page replaces the item, with the reason. The review page has no deck: its form
+  // posts through htmx.
+  const state = $("#save-state");
+  const workspace = Boolean(state && state.dataset.deckUrl);
+  let deck = null;  // the prepared #item, as HTML; "" when the queue had nothing more
+  let deckLoading = null;
+  let chain = Promise.resolve();
+  let pending = 0;
+
+  function csrf() {
+    const input = document.querySelector("[name=csrfmiddlewaretoken]");
+    if (input) return input.value;
+    try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || ""; } catch (e) { return ""; }
+  }
+
+  function show(html) {
+    const holder = document.createElement("template");
+    holder.innerHTML = html.trim();
+    const item = holder.content.querySelector("#item");
+    if (!item) return;
+    $("#item").replaceWith(item);
+    htmx.process(item);
+    if (document.activeElement) document.activeElement.blur();
+    loadDeck();
+  }
+
+  function saving(delta, text) {
+    pending += delta;
+    document.body.dataset.pending = String(pending);
+    if (state) state.textContent = pending ? "saving…" : text;
+  }
+
+  function loadDeck() {
+    if (!workspace || deck !== null || deckLoading || !$("#answer-form")) return;
+    deckLoading = fetch(state.dataset.deckUrl + window.location.search, { headers: { "HX-Request": "true" } })
+      .then((r) => (r.status === 200 ? r.text() : ""))
+      .then((html) => { deck = html; })
+      .catch(() => { deck = null; })
+      .finally(() => { deckLoading = null; });
+  }
+
+  function freshen(html) {
+    // The server's answer carries the next item to put on deck, and the annotator's counts as they are now.
+    const holder = document.createElement("template");
+    holder.innerHTML = html.trim();
+    deck = holder.content.querySelector("#item") ? html : "";
+    ["#stats", "#last-answer"].forEach((selector) => {
+      const fresh = holder.content.querySelector(selector);
+      const shown = $("#item " + selector);
+      if (fresh && shown) shown.replaceWith(fresh);
+    });
+  }
+
+  async function post(data) {
+    const response = await fetch(state.dataset.answerUrl, {
+      method: "POST", body: data, headers: { "X-CSRFToken": csrf(), "HX-Request": "true" },
+    });
+    return { outcome: response.headers.get("X-Answer") || (response.ok ? "saved" : "refused"), html: await response.text() };
+  }
+
+  async function answer(data) {
+    if (deckLoading) await deckLoading;
+    const ahead = data.get("action") !== "undo" && deck;
+    saving(1);
+    try {
+      if (ahead) {
+        data.set("deck", "1");
+        show(deck);
+        deck = null;  // being replaced by the answer's response
+        const { outcome, html } = await post(data);
+        if (outcome === "saved") freshen(html);
+        else { deck = null; show(html); }
+      } else {
+        deck = null;  // an undo lets the prepared item go (the server releases it)
+        const { html } = await post(data);
+        show(html);
+      }
+      saving(-1, "saved");
+    } catch (error) {
+      saving(-1, "not saved: check the connection and answer again");
+      window.location.reload();
+    }
+  }
+
   function send(action, extra) {
     const f = form();
-    if (!f && action !== "undo") return;
-    if (!f) {  // the empty-queue page still allows an undo
-      htmx.ajax("POST", "/label/answer/", { target: "#item", swap: "outerHTML", values: { action: "undo" } });
+    if (!workspace) {  // the review page
+      if (!f) return;
+      f.querySelector("[name=action]").value = action;
+      if (extra) Object.entries(extra).forEach(([k, v]) => { f.querySelector(`[name=${k}]`).value = v; });
+      f.requestSubmit();
       return;
     }
-    f.querySelector("[name=action]").value = action;
-    if (extra) Object.entries(extra).forEach(([k, v]) => { f.querySelector(`[name=${k}]`).value = v; });
-    f.requestSubmit();
+    const data = f ? new FormData(f) : new FormData();
+    if (!f) data.set("csrfmiddlewaretoken", csrf());
+    if (!f && action !== "undo") return;
+    data.set("action", action);
+    if (extra) Object.entries(extra).forEach(([k, v]) => data.set(k, v));
+    chain = chain.then(() => answer(data));
+  }
+
+  if (workspace) {
+    loadDeck();
+    document.addEventListener("submit", (event) => {  // the Confirm button
+      if (event.target.id !== "answer-form") return;
+      event.preventDefault();
+      if ($("#chosen-category").value) send("label");
+    });
   }
 
   function movePick(step) {

@@ -60,14 +60,16 @@ class QueueNextView(APIView):
 
     @extend_schema(responses={200: QueueItemSerializer, 204: None})
     def get(self, request: Request) -> Response:
-        """Your current item, or the next one under a fresh lease; 204 when the queue is empty."""
+        """Your current item, or the next one under a fresh lease; 204 when the queue is empty. `?ahead=1`: the item
+        after it (leased too), for a client that prepares the next item while the annotator works."""
         queue_id = request.query_params.get("queue")
         scope = None
         if queue_id:
             scope = LabelingQueue.objects.filter(pk=int(queue_id) if queue_id.isdigit() else 0, is_active=True).first()
             if scope is None:
                 raise NotFoundError(f"No active queue with id {queue_id}.")
-        lease = queue_next(annotator=signed_in(request), scope=scope)
+        position = 1 if request.query_params.get("ahead") in ("1", "true") else 0
+        lease = queue_next(annotator=signed_in(request), scope=scope, position=position)
         if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         data = {

@@ -11,7 +11,7 @@ import hashlib
 import random
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -119,56 +119,89 @@ def has_room(product_id: int, annotator: User, now: object) -> bool:
 
 
 def queue_next(
-    *, annotator: User, rng: random.Random | None = None, scope: LabelingQueue | None = None
+    *, annotator: User, rng: random.Random | None = None, scope: LabelingQueue | None = None, position: int = 0
 ) -> Lease | None:
     """The annotator's current item, or a new one under a fresh lease (from `scope` only, when given); None when
-    the queue is empty."""
+    the queue is empty. position=1 is the item on deck: the workspace prepares it while the annotator works on the
+    current one, so moving on needs no round trip. An annotator holds at most position + 1 leases."""
     rng = rng or random.Random()
     # Rows another annotator holds locked for a few milliseconds are skipped, not waited for; when that is all that
     # was left, look again shortly rather than tell the annotator that the queue is empty.
     for attempt in range(4):
-        lease, saw_locked = _take_next(annotator, rng, scope)
+        lease, saw_locked = _take_next(annotator, rng, scope, position)
         if lease is not None or not saw_locked:
             return lease
         time.sleep(0.02 * (attempt + 1))
     return None
 
 
-def _take_next(annotator: User, rng: random.Random, scope: LabelingQueue | None) -> tuple[Lease | None, bool]:
+def _held(annotator: User, scope: LabelingQueue | None, now: object) -> list[Lease]:
+    """The annotator's live leases, oldest (the current item) first; those outside `scope` are let go (the
+    annotator switched to a queue they are not in)."""
+    live = list(
+        Lease.objects.select_related("product")
+        .filter(annotator=annotator, expires_at__gt=now)
+        .order_by("created_at", "id")
+    )
+    if scope is not None and live:
+        inside = set(
+            Product.objects.filter(pk__in=[lease.product_id for lease in live])
+            .filter(_in_scope(scope, serving_version()))
+            .values_list("pk", flat=True)
+        )
+        outside = [lease.pk for lease in live if lease.product_id not in inside]
+        if outside:
+            Lease.objects.filter(pk__in=outside).delete()
+            live = [lease for lease in live if lease.product_id in inside]
+    return live
+
+
+def _take_next(
+    annotator: User, rng: random.Random, scope: LabelingQueue | None, position: int = 0
+) -> tuple[Lease | None, bool]:
     now = timezone.now()
     saw_locked = False
     with transaction.atomic():
-        current = (
-            Lease.objects.select_related("product")
-            .filter(annotator=annotator, expires_at__gt=now)
-            .order_by("created_at")
-            .first()
-        )
-        if current is not None and (
-            scope is None
-            or Product.objects.filter(pk=current.product_id).filter(_in_scope(scope, serving_version())).exists()
-        ):
-            return current, False
-        if current is not None:  # the annotator switched to a queue this item is not in: let it go
-            current.delete()
+        held = _held(annotator, scope, now)
+        if len(held) > position:
+            return held[position], False
         Lease.objects.filter(annotator=annotator, expires_at__lte=now).delete()
-        for strategy in _strategy_order(rng):
-            for ids in _candidates(strategy, annotator, now, rng, scope):
-                locked = set(
-                    Product.objects.select_for_update(skip_locked=True).filter(pk__in=ids).values_list("pk", flat=True)
-                )
-                saw_locked = saw_locked or len(locked) < len(ids)
-                for pk in ids:
-                    if pk in locked and has_room(pk, annotator, now):
-                        Lease.objects.filter(product_id=pk, expires_at__lte=now).delete()
-                        lease = Lease.objects.create(
-                            product_id=pk,
-                            annotator=annotator,
-                            strategy=strategy,
-                            expires_at=now + timedelta(seconds=settings.LABELING_LEASE_SECONDS),
-                        )
-                        return Lease.objects.select_related("product").get(pk=lease.pk), False
+        while len(held) <= position:
+            lease, locked = _take_one(annotator, rng, scope, now)
+            saw_locked = saw_locked or locked
+            if lease is None:
+                return None, saw_locked
+            held.append(lease)
+        return held[position], False
+
+
+def _take_one(
+    annotator: User, rng: random.Random, scope: LabelingQueue | None, now: datetime
+) -> tuple[Lease | None, bool]:
+    saw_locked = False
+    for strategy in _strategy_order(rng):
+        for ids in _candidates(strategy, annotator, now, rng, scope):
+            locked = set(
+                Product.objects.select_for_update(skip_locked=True).filter(pk__in=ids).values_list("pk", flat=True)
+            )
+            saw_locked = saw_locked or len(locked) < len(ids)
+            for pk in ids:
+                if pk in locked and has_room(pk, annotator, now):
+                    Lease.objects.filter(product_id=pk, expires_at__lte=now).delete()
+                    lease = Lease.objects.create(
+                        product_id=pk,
+                        annotator=annotator,
+                        strategy=strategy,
+                        expires_at=now + timedelta(seconds=settings.LABELING_LEASE_SECONDS),
+                    )
+                    return Lease.objects.select_related("product").get(pk=lease.pk), False
     return None, saw_locked
+
+
+def leases_extend(*, annotator: User) -> int:
+    """Restart the clock on every item the annotator holds (they are working: the one on deck is next)."""
+    expires = timezone.now() + timedelta(seconds=settings.LABELING_LEASE_SECONDS)
+    return Lease.objects.filter(annotator=annotator, expires_at__gt=timezone.now()).update(expires_at=expires)
 
 
 def lease_grant(*, annotator: User, product_id: int, strategy: str = "undo") -> Lease:

@@ -21,6 +21,11 @@ def test_keyboard_only_labeling(live_server, page, screenshot, settings, queue_c
     UserFactory(username="annotator", role=Role.ANNOTATOR)
     login(page, live_server, "annotator")
     page.goto(f"{live_server.url}/label/")
+    # Each answer should go out in the background with the prepared item already on screen (deck), never by a reload.
+    answers: list[str] = []
+    page.on("request", lambda r: answers.append(r.post_data or "") if r.url.endswith("/label/answer/") else None)
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
 
     def title() -> str:
         return page.locator("#product-title").inner_text()
@@ -64,6 +69,12 @@ def test_keyboard_only_labeling(live_server, page, screenshot, settings, queue_c
 
     page.keyboard.press("?")
     assert page.locator("#help").is_visible()
+    # Answers are saved in the background while the next item is already on screen: wait for the last one.
+    page.wait_for_function("document.body.dataset.pending === '0'")
+    assert page.locator("#save-state").inner_text() == "saved"
+    ahead = [a for a in answers if 'name="deck"' in a]
+    assert len(ahead) >= 6, answers  # 5 labels, the skip, the relabel after the undo: all but the undo itself
+    assert navigations == []
 
     for item_title, category in labelled.items():
         product = Product.objects.select_related("category").get(title=item_title)

@@ -89,3 +89,10 @@ def test_queues_managers_create_annotators_use(queue_catalog, annotators, manage
     # Every queue item's top zero-shot suggestion is Dishwashers, under Kitchen: all are in scope.
     assert item.status_code == 200
     assert _client(annotators[0]).get("/api/v1/queue/next", {"queue": 999}).status_code == 404
+
+
+def test_ahead_leases_the_item_after_the_current_one(queue_catalog, annotators, small_tree):
+    api = _client(annotators[0])
+    assert api.get("/api/v1/queue/next?ahead=1").json()["product"]["sku"] == "Q001"
+    assert api.get("/api/v1/queue/next").json()["product"]["sku"] == "Q000"
+    assert _client(annotators[1]).get("/api/v1/queue/next").json()["product"]["sku"] == "Q002"

@@ -90,7 +90,8 @@ def test_overlap_two_agreement_and_disagreement(settings, queue_catalog, annotat
 def test_concurrent_annotators_never_exceed_overlap_nor_get_an_item_twice(
     settings, queue_catalog, annotators, small_tree
 ):
-    """Four annotators in threads (own PostgreSQL connections) label as fast as they can."""
+    """Four annotators in threads (own PostgreSQL connections) label as fast as they can, each holding the next
+    item on deck as the workspace does."""
     settings.LABELING_OVERLAP = 1
     settings.LABELING_DOUBLE_SHARE = 0.3  # some items want two answers
     errors: list[BaseException] = []
@@ -102,6 +103,7 @@ def test_concurrent_annotators_never_exceed_overlap_nor_get_an_item_twice(
                 lease = queue_next(annotator=annotator, rng=rng)
                 if lease is None:
                     return
+                queue_next(annotator=annotator, rng=rng, position=1)  # the workspace's item on deck
                 annotation_submit(annotator=annotator, product_id=lease.product_id, category_id=small_tree["dish"].pk)
         except BaseException as exc:
             errors.append(exc)
