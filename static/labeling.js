@@ -107,6 +107,7 @@
       f.requestSubmit();
       return;
     }
+    if (action === "dismiss") return;  // x belongs to the review page
     const data = f ? new FormData(f) : new FormData();
     if (!f) data.set("csrfmiddlewaretoken", csrf());
     if (!f && action !== "undo") return;

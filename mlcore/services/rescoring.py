@@ -7,7 +7,6 @@ the new version only when the last chunk lands.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from functools import lru_cache
@@ -123,22 +122,12 @@ def _finish_if_complete(job_id: int) -> None:
 
 
 def predictions_write(*, rows: list[dict[str, Any]], version_id: int | None) -> None:
-    """PostgreSQL: one COPY (61k rows/s against bulk_update's 2.6k, bench/rescore.py). Elsewhere: bulk_create."""
+    """PostgreSQL: one COPY, rows formatted by psycopg's C code (bench/rescore.py: 35k rows/s committed, foreign-key
+    checks included, against 730 for bulk_update of the same columns). Elsewhere: bulk_create."""
     if not rows:
         return
     if connection.vendor == "postgresql":
-        buffer = io.StringIO()
-        now = timezone.now().isoformat()
-        null = "\\N"  # COPY's NULL
-        version = null if version_id is None else str(version_id)
-        for row in rows:
-            top = json.dumps(row["top"]).replace("\\", "\\\\")
-            backoff_id = null if row.get("backoff_category_id") is None else row["backoff_category_id"]
-            backoff_confidence = null if row.get("backoff_confidence") is None else row["backoff_confidence"]
-            buffer.write(
-                f"{row['product_id']}\t{version}\t{top}\t{row['category_id']}\t{row['confidence']}\t"
-                f"{row['margin']}\t{row['entropy']}\t{backoff_id}\t{backoff_confidence}\t{now}\n"
-            )
+        now = timezone.now()
         with (
             connection.cursor() as cursor,
             cursor.connection.cursor().copy(
@@ -146,7 +135,21 @@ def predictions_write(*, rows: list[dict[str, Any]], version_id: int | None) -> 
                 "backoff_category_id, backoff_confidence, created_at) FROM STDIN"
             ) as copy,
         ):
-            copy.write(buffer.getvalue())
+            for row in rows:
+                copy.write_row(
+                    (
+                        row["product_id"],
+                        version_id,
+                        json.dumps(row["top"]),
+                        row["category_id"],
+                        row["confidence"],
+                        row["margin"],
+                        row["entropy"],
+                        row.get("backoff_category_id"),
+                        row.get("backoff_confidence"),
+                        now,
+                    )
+                )
         return
     Prediction.objects.bulk_create([Prediction(model_version_id=version_id, **row) for row in rows], batch_size=500)
 
