@@ -3,12 +3,15 @@ validation macro-F1, the best checkpoint kept, seeded. Plain Python: Django call
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -53,6 +56,37 @@ class _Dataset:
         }
 
 
+@contextmanager
+def _checkpoint_folder(folder: str | Path | None) -> Iterator[str]:
+    if folder is None:
+        with tempfile.TemporaryDirectory(prefix="shelfwise-train-") as temporary:
+            yield temporary
+        return
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    yield str(path)
+    shutil.rmtree(path, ignore_errors=True)  # reached only when training finished: a failure keeps them
+
+
+def _resumable(folder: str, labels: list[str]) -> Path | None:
+    """The latest complete checkpoint in `folder` for exactly these labels; stale ones (other labels) are removed."""
+    checkpoints = sorted(Path(folder).glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1]))
+    for checkpoint in reversed(checkpoints):
+        state = checkpoint / "trainer_state.json"
+        config = checkpoint / "config.json"
+        if not state.exists():
+            continue  # killed while writing it
+        if config.exists():
+            id2label = json.loads(config.read_text()).get("id2label", {})
+            saved = [id2label[k] for k in sorted(id2label, key=int)]
+            if saved != labels:
+                break
+        return checkpoint
+    for checkpoint in checkpoints:
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    return None
+
+
 def train(
     config: TrainingConfig,
     *,
@@ -64,8 +98,13 @@ def train(
     warm_start_from: str | Path | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    checkpoint_dir: str | Path | None = None,
 ) -> TrainingResult:
-    """Train on every example given (all accumulated labels, not only new ones) and save the best checkpoint."""
+    """Train on every example given (all accumulated labels, not only new ones) and save the best checkpoint.
+
+    checkpoint_dir: where the Trainer's checkpoints live while it runs. When it already holds one for the same labels
+    (the worker was killed and the task redelivered), training resumes from the latest instead of starting over; it
+    is removed once the model is saved. None: a temporary folder (nothing to resume)."""
     import torch
     from sklearn.metrics import f1_score
     from transformers import (
@@ -155,7 +194,8 @@ def train(
             if should_stop and should_stop():
                 raise TrainingCancelled()
 
-    with tempfile.TemporaryDirectory(prefix="shelfwise-train-") as checkpoints:
+    with _checkpoint_folder(checkpoint_dir) as checkpoints:
+        resume = _resumable(checkpoints, labels)
         arguments = TrainingArguments(
             output_dir=checkpoints,
             num_train_epochs=config.epochs,
@@ -191,7 +231,12 @@ def train(
         )
         # Progress goes to on_progress (the TrainingRun row), not to the worker's stdout.
         trainer.remove_callback(PrinterCallback)
-        trainer.train()
+        if resume:
+            # The curves so far, as the killed run had reported them.
+            for logs in json.loads((resume / "trainer_state.json").read_text()).get("log_history", []):
+                state = SimpleNamespace(global_step=logs.get("step", 0), epoch=logs.get("epoch", 0.0))
+                Report().on_log(arguments, state, None, logs=logs)
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         best = trainer.evaluate()
         final: Any = trainer.model
         if config.method == "lora":
@@ -203,7 +248,15 @@ def train(
         output.mkdir(parents=True)
         final.save_pretrained(output, safe_serialization=True)
         tokenizer.save_pretrained(output)
-    save_metrics(output, {"validation": best, "config": config.as_dict(), "warm_started": warm})
+    save_metrics(
+        output,
+        {
+            "validation": best,
+            "config": config.as_dict(),
+            "warm_started": warm,
+            "resumed_from": resume.name if resume else None,
+        },
+    )
     return TrainingResult(
         output_dir=output,
         labels=labels,

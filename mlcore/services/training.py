@@ -165,7 +165,7 @@ def _claim(run_id: int) -> TrainingRun | None:
         ):
             logger.info("training run %s is alive on another worker", run_id)
             return None
-        # Queued, or running with a dead worker: (re)start from the beginning.
+        # Queued, or running with a dead worker: (re)start; training resumes from its last checkpoint if it has one.
         run.status, run.started_at, run.heartbeat_at, run.step = RunStatus.RUNNING, now, now, 0
         run.save(update_fields=["status", "started_at", "heartbeat_at", "step"])
     return run
@@ -196,7 +196,16 @@ def training_run_execute(*, run_id: int) -> None:
             label_audit_start(user=version.created_by)
 
 
+def _checkpoints(version: ModelVersion) -> Path:
+    """Where a run keeps its checkpoints while it trains: a worker killed mid-run leaves them, and the redelivered
+    task resumes from the latest instead of starting over."""
+    return Path(settings.MLCORE_ARTIFACT_DIR) / "checkpoints" / f"v{version.number}"
+
+
 def _fail(run: TrainingRun, status: str, message: str) -> None:
+    import shutil
+
+    shutil.rmtree(_checkpoints(run.model_version), ignore_errors=True)  # cancelled or failed: nothing to resume
     with transaction.atomic():
         TrainingRun.objects.filter(pk=run.pk).update(status=status, error=message, finished_at=timezone.now())
         ModelVersion.objects.filter(pk=run.model_version_id, status=ModelVersionStatus.TRAINING).update(
@@ -246,6 +255,7 @@ def _execute(run: TrainingRun, version: ModelVersion) -> None:
     output = Path(settings.MLCORE_ARTIFACT_DIR) / f"v{version.number}"
     result = train(
         config,
+        checkpoint_dir=_checkpoints(version),
         train_texts=train_split.texts,
         train_labels=train_split.labels,
         val_texts=validation.texts,

@@ -154,3 +154,69 @@ def test_packaged_encoder_learns_the_shipped_offers(tmp_path: Path):
         / 200
     )
     assert accuracy > 0.8, accuracy
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_encoder: Path, tmp_path: Path):
+    from mlcore.engine.training import TrainingCancelled
+
+    texts, labels = _toy(96, seed=4)
+    config = TrainingConfig(
+        base_model=str(tiny_encoder), epochs=4, batch_size=16, max_length=16, device="cpu", early_stopping_patience=10
+    )
+    checkpoints = tmp_path / "checkpoints"
+    steps: list[int] = []
+
+    def killed_after_two_epochs() -> bool:
+        return len(list(checkpoints.glob("checkpoint-*"))) >= 2
+
+    arguments = {
+        "train_texts": texts,
+        "train_labels": labels,
+        "val_texts": texts[:15],
+        "val_labels": labels[:15],
+        "output_dir": tmp_path / "v1",
+        "checkpoint_dir": checkpoints,
+    }
+    with pytest.raises(TrainingCancelled):  # stands in for the worker dying
+        train(config, should_stop=killed_after_two_epochs, **arguments)
+    assert not (tmp_path / "v1").exists()
+    kept = sorted(int(p.name.split("-")[1]) for p in checkpoints.glob("checkpoint-*"))
+    assert kept
+
+    result = train(config, on_progress=lambda p: steps.append(p.step), **arguments)
+
+    # The curve so far is reported again, then training goes on from the checkpoint: steps never go back to 0.
+    assert steps == sorted(steps)
+    assert kept[-1] in steps
+    assert load_metrics(result.output_dir)["resumed_from"] == f"checkpoint-{kept[-1]}"
+    assert result.history.losses[0]["step"] < kept[-1]  # the curve before the kill is kept
+    assert not checkpoints.exists()  # done: the checkpoints are gone
+
+
+def test_checkpoints_for_other_labels_are_not_resumed(tiny_encoder: Path, tmp_path: Path):
+    from mlcore.engine.training import TrainingCancelled
+
+    texts, labels = _toy(48, seed=5)
+    config = TrainingConfig(base_model=str(tiny_encoder), epochs=3, batch_size=16, max_length=16, device="cpu")
+    checkpoints = tmp_path / "checkpoints"
+    with pytest.raises(TrainingCancelled):
+        train(
+            config,
+            train_texts=texts,
+            train_labels=labels,
+            val_texts=texts[:6],
+            val_labels=labels[:6],
+            output_dir=tmp_path / "v1",
+            checkpoint_dir=checkpoints,
+            should_stop=lambda: any(checkpoints.glob("checkpoint-*")),
+        )
+    result = train(
+        config,
+        train_texts=[*texts, "sofa", "armchair"],
+        train_labels=[*labels, "furniture", "furniture"],
+        val_texts=texts[:6],
+        val_labels=labels[:6],
+        output_dir=tmp_path / "v1",
+        checkpoint_dir=checkpoints,
+    )
+    assert load_metrics(result.output_dir)["resumed_from"] is None

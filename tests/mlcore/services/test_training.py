@@ -123,3 +123,42 @@ def test_one_training_at_a_time_and_cancel(ml_settings, labelled_catalog, manage
     assert ModelVersion.objects.get().status == ModelVersionStatus.FAILED
     with django_capture_on_commit_callbacks(execute=False):
         assert training_run_start(user=manager).pk != run.pk  # the slot is free again
+
+
+def test_a_run_whose_worker_died_resumes_from_its_checkpoint(
+    ml_settings, labelled_catalog, manager, monkeypatch, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from mlcore.engine import training as engine
+    from mlcore.engine.artifacts import load_metrics
+
+    real_train = engine.train
+
+    def dies_after_a_checkpoint(config, **kwargs):
+        def should_stop() -> bool:
+            if any(Path(kwargs["checkpoint_dir"]).glob("checkpoint-*")):
+                raise SystemExit("worker killed")  # not an Exception: nothing in the service gets to clean up
+            return False
+
+        return real_train(config, **{**kwargs, "should_stop": should_stop})
+
+    monkeypatch.setattr(engine, "train", dies_after_a_checkpoint)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = training_run_start(user=manager, epochs=3, learning_rate=5e-3, batch_size=4, max_length=16)
+    with pytest.raises(SystemExit):
+        training_run_execute(run_id=run.pk)
+    monkeypatch.setattr(engine, "train", real_train)
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING
+    # The redelivered task finds the heartbeat stale, claims the run again and goes on from the checkpoint.
+    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=False):
+        training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    version = ModelVersion.objects.get(pk=run.model_version_id)
+    assert load_metrics(version.artifact_path)["resumed_from"].startswith("checkpoint-")
+    assert not (Path(ml_settings.MLCORE_ARTIFACT_DIR) / "checkpoints" / f"v{version.number}").exists()
