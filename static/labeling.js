@@ -43,7 +43,7 @@
   function saving(delta, text) {
     pending += delta;
     document.body.dataset.pending = String(pending);
-    if (state) state.textContent = pending ? "saving…" : text;
+    if (state) state.textContent = pending ? state.dataset.saving : text;
   }
 
   function loadDeck() {
@@ -91,9 +91,9 @@
         const { html } = await post(data);
         show(html);
       }
-      saving(-1, "saved");
+      saving(-1, state.dataset.saved);
     } catch (error) {
-      saving(-1, "not saved: check the connection and answer again");
+      saving(-1, state.dataset.failed);
       window.location.reload();
     }
   }
