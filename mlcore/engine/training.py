@@ -150,7 +150,14 @@ def train(
     train_set = _Dataset(_tokenize(tokenizer, train_texts, config.max_length), [label_index[x] for x in train_labels])
     val_set = _Dataset(_tokenize(tokenizer, val_texts, config.max_length), [label_index[x] for x in val_labels])
     steps_per_epoch = max(1, math.ceil(len(train_set) / config.batch_size))
-    total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
+    epochs = config.epochs
+    patience = config.early_stopping_patience
+    if steps_per_epoch * epochs < config.min_steps:
+        # Too few labels for the epochs asked: train longer, and let early stopping wait longer too, since a small
+        # validation set plateaus (and jitters) long before the model has learnt what it can.
+        epochs = math.ceil(config.min_steps / steps_per_epoch)
+        patience = max(patience, math.ceil(epochs / 4))
+    total_steps = max(1, math.ceil(steps_per_epoch * epochs))
     eval_every = max(1, steps_per_epoch // max(1, config.evals_per_epoch))
     history = TrainingHistory()
 
@@ -198,7 +205,7 @@ def train(
         resume = _resumable(checkpoints, labels)
         arguments = TrainingArguments(
             output_dir=checkpoints,
-            num_train_epochs=config.epochs,
+            num_train_epochs=epochs,
             learning_rate=config.learning_rate,
             per_device_train_batch_size=config.batch_size,
             per_device_eval_batch_size=config.batch_size * 2,
@@ -227,7 +234,7 @@ def train(
             eval_dataset=val_set,
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=compute_metrics,
-            callbacks=[EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience), Report()],
+            callbacks=[EarlyStoppingCallback(early_stopping_patience=patience), Report()],
         )
         # Progress goes to on_progress (the TrainingRun row), not to the worker's stdout.
         trainer.remove_callback(PrinterCallback)

@@ -231,6 +231,7 @@ def _execute(run: TrainingRun, version: ModelVersion) -> None:
         batch_size=hp["batch_size"],
         max_length=hp["max_length"],
         device=settings.MLCORE_DEVICE,
+        min_steps=settings.MLCORE_MIN_TRAIN_STEPS,
     )
     version.data_snapshot = {
         "counts": counts,

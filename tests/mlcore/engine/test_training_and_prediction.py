@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,19 @@ def test_checkpoints_for_other_labels_are_not_resumed(tiny_encoder: Path, tmp_pa
         checkpoint_dir=checkpoints,
     )
     assert load_metrics(result.output_dir)["resumed_from"] is None
+
+
+def test_few_labels_train_for_at_least_min_steps(tiny_encoder: Path, tmp_path: Path):
+    texts, labels = _toy(32, seed=6)  # 2 steps an epoch at batch 16
+    config = TrainingConfig(base_model=str(tiny_encoder), epochs=1, batch_size=16, max_length=16, device="cpu")
+    steps: list[int] = []
+    train(
+        replace(config, min_steps=20, early_stopping_patience=100),
+        train_texts=texts,
+        train_labels=labels,
+        val_texts=texts[:6],
+        val_labels=labels[:6],
+        output_dir=tmp_path / "v1",
+        on_progress=lambda p: steps.append(p.total_steps),
+    )
+    assert steps[-1] == 20  # 10 epochs, not the 1 asked for
