@@ -58,7 +58,10 @@ def main() -> None:
         page.screenshot(path=str(OUT / "labeling-workspace.png"))
         page = signed_in(browser, base, "admin")
         page.goto(f"{base}/models/")
-        page.screenshot(path=str(OUT / "models-dashboard.png"))
+        page.screenshot(path=str(OUT / "models-dashboard.png"), full_page=True)
+        page = signed_in(browser, base, "manager")
+        page.goto(f"{base}/review/")
+        page.screenshot(path=str(OUT / "review.png"))
         browser.close()
 
 

@@ -59,3 +59,22 @@ class ProductFactory(factory.django.DjangoModelFactory):
     brand = factory.Faker("company")
     category = None
     category_source = factory.LazyAttribute(lambda o: "import" if o.category else "")
+
+
+def verified_product(category: Category, actor: Any, **fields: Any) -> Product:
+    """A product whose category of record is `category`, verified by `actor` through the catalog's service (so it
+    has its audit row, as a label from an annotator or a manager would)."""
+    from catalog.models import CategorySource
+    from catalog.services.products import product_category_set
+
+    product = ProductFactory(**fields)
+    product_category_set(
+        product_id=product.pk,
+        category_id=category.pk,
+        expected_version=product.version,
+        source=CategorySource.ANNOTATION,
+        actor=actor,
+        verified=True,
+    )
+    product.refresh_from_db()
+    return product

@@ -11,22 +11,13 @@ from labeling.models import ReviewItem, ReviewReason
 from labeling.services.reviews import review_resolve
 from mlcore.models import LabelAudit, LabelIssue, RunStatus
 from mlcore.signals import label_issues_found
-from tests.factories import ProductFactory
+from tests.factories import verified_product
 
 
 @pytest.fixture
 def flagged(small_tree, manager):
     """A dishwasher verified as a phone, and an audit that says so."""
-    product = ProductFactory(sku="X1", title="Bosch dishwasher SMS4", brand="Bosch")
-    product_category_set(
-        product_id=product.pk,
-        category_id=small_tree["phones"].pk,
-        expected_version=product.version,
-        source=CategorySource.ANNOTATION,
-        actor=manager,
-        verified=True,
-    )
-    return product
+    return verified_product(small_tree["phones"], manager, sku="X1", title="Bosch dishwasher SMS4", brand="Bosch")
 
 
 def _audit(product, given, suggested) -> LabelAudit:

@@ -2,12 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.models import CategorySource, Product
-from catalog.services.products import product_category_set
+from catalog.models import Product
 from mlcore.models import LabelAudit, LabelIssue, RunStatus
 from mlcore.services.label_audit import label_audit_execute, label_audit_start
 from mlcore.signals import label_issues_found
-from tests.factories import ProductFactory
+from tests.factories import ProductFactory, verified_product
 
 
 @pytest.fixture
@@ -15,16 +14,7 @@ def mislabelled_catalog(small_tree, manager):
     """Ten dishwashers and ten phones, verified; one more dishwasher verified as a phone."""
 
     def verified(sku: str, title: str, category) -> Product:
-        product = ProductFactory(sku=sku, title=title, brand="", description="")
-        product_category_set(
-            product_id=product.pk,
-            category_id=category.pk,
-            expected_version=product.version,
-            source=CategorySource.ANNOTATION,
-            actor=manager,
-            verified=True,
-        )
-        return product
+        return verified_product(category, manager, sku=sku, title=title, brand="", description="")
 
     for i in range(10):
         verified(f"D{i}", "dishwasher", small_tree["dish"])
@@ -76,15 +66,7 @@ def test_a_second_start_returns_the_pending_audit_and_a_rerun_writes_nothing_twi
 
 def test_small_classes_sit_out(ml_settings, small_tree, manager):
     for i in range(3):
-        product = ProductFactory(sku=f"F{i}", title="fridge")
-        product_category_set(
-            product_id=product.pk,
-            category_id=small_tree["fridge"].pk,
-            expected_version=product.version,
-            source=CategorySource.ANNOTATION,
-            actor=manager,
-            verified=True,
-        )
+        verified_product(small_tree["fridge"], manager, sku=f"F{i}", title="fridge")
     audit = label_audit_execute(audit_id=label_audit_start(user=manager, enqueue=False).pk)
     assert audit.status == RunStatus.SUCCEEDED
     assert (audit.labels_checked, audit.labels_skipped, audit.issues_found) == (0, 3, 0)
