@@ -76,6 +76,9 @@
 
   async function answer(data) {
     if (deckLoading) await deckLoading;
+    // A second Enter on an item already answered (it has left the screen) is dropped, not sent for the next one.
+    const shown = $("#item") && $("#item").dataset.product;
+    if (data.get("action") !== "undo" && data.get("product") !== shown) return;
     const ahead = data.get("action") !== "undo" && deck;
     saving(1);
     try {

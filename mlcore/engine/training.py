@@ -152,13 +152,15 @@ def train(
     steps_per_epoch = max(1, math.ceil(len(train_set) / config.batch_size))
     epochs = config.epochs
     patience = config.early_stopping_patience
-    if steps_per_epoch * epochs < config.min_steps:
-        # Too few labels for the epochs asked: train longer, and let early stopping wait longer too, since a small
-        # validation set plateaus (and jitters) long before the model has learnt what it can.
-        epochs = math.ceil(config.min_steps / steps_per_epoch)
-        patience = max(patience, math.ceil(epochs / 4))
-    total_steps = max(1, math.ceil(steps_per_epoch * epochs))
     eval_every = max(1, steps_per_epoch // max(1, config.evals_per_epoch))
+    if steps_per_epoch * epochs < config.min_steps:
+        # Too few labels for the epochs asked: train longer. Evaluate (and checkpoint: a model and its optimizer
+        # state, ~270 MB for MiniLM) about ten times rather than every short epoch, and let early stopping wait a
+        # quarter of the run, since a small validation set plateaus (and jitters) before the model has learnt it.
+        epochs = math.ceil(config.min_steps / steps_per_epoch)
+        eval_every = max(eval_every, steps_per_epoch * epochs // 10)
+        patience = max(patience, math.ceil(steps_per_epoch * epochs / eval_every / 4))
+    total_steps = max(1, math.ceil(steps_per_epoch * epochs))
     history = TrainingHistory()
 
     def compute_metrics(prediction: Any) -> dict[str, float]:

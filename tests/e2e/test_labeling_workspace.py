@@ -51,8 +51,11 @@ def test_keyboard_only_labeling(live_server, page, screenshot, settings, queue_c
         if n == 0:
             screenshot("labeling-workspace")
         page.keyboard.press("Enter")
+        if n == 0:
+            page.keyboard.press("Enter")  # an impatient second Enter must not answer (or skip) the next item
         wait_for_new(current)
 
+    assert list(labelled) == [f"item {i}" for i in range(5)]  # the queue's order, none skipped over
     skipped = title()
     page.keyboard.press("s")
     wait_for_new(skipped)
