@@ -56,6 +56,32 @@ class _Dataset:
         }
 
 
+def _optimizer(model: Any, config: TrainingConfig) -> Any:
+    """AdamW with the encoder at config.learning_rate and the (new) classification head at head_learning_rate;
+    no weight decay on biases and LayerNorm weights, as the Trainer's own default does. The Trainer adds the
+    warmup + linear decay schedule on top of both groups."""
+    import torch
+
+    head_rate = config.head_learning_rate or config.learning_rate
+    groups: dict[tuple[bool, bool], list[Any]] = {}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        is_head = "classifier" in name or ".score." in name
+        decays = parameter.ndim > 1 and "LayerNorm" not in name
+        groups.setdefault((is_head, decays), []).append(parameter)
+    return torch.optim.AdamW(
+        [
+            {
+                "params": parameters,
+                "lr": head_rate if is_head else config.learning_rate,
+                "weight_decay": config.weight_decay if decays else 0.0,
+            }
+            for (is_head, decays), parameters in groups.items()
+        ]
+    )
+
+
 @contextmanager
 def _checkpoint_folder(folder: str | Path | None) -> Iterator[str]:
     if folder is None:
@@ -233,6 +259,7 @@ def train(
         trainer = Trainer(
             model=model,
             args=arguments,
+            optimizers=(_optimizer(model, config), None),
             train_dataset=train_set,
             eval_dataset=val_set,
             data_collator=DataCollatorWithPadding(tokenizer),

@@ -24,6 +24,10 @@ class TrainingConfig:
     batch_size: int = 32
     max_length: int = 64
     weight_decay: float = 0.01
+    # The classification head starts from random weights: at the encoder's 5e-5 it barely moves in a short run, and
+    # its probabilities stay near uniform (the demo's seed model: right answers at 11 % confidence), which starves
+    # every consumer of confidence: margins, back-off, coverage, the disagreement queue. None: the encoder's rate.
+    head_learning_rate: float | None = 1e-3
     warmup_ratio: float = 0.06
     seed: int = 42
     early_stopping_patience: int = 2
