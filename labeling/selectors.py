@@ -70,16 +70,18 @@ def review_item_detail(*, item: ReviewItem) -> dict[str, Any]:
         .select_related("annotator", "category")
         .order_by("created_at")
     )
-    offered: list[tuple[Category, str]] = []
-    for annotation in annotations:
-        if annotation.category and annotation.category not in [c for c, _ in offered]:
-            offered.append((annotation.category, gettext("annotator")))
+    candidates: list[tuple[Category | None, str]] = []
     if item.suggested_category is not None:
-        offered.insert(0, (item.suggested_category, gettext("label check")))
-        current = item.product.category
-        if current is not None and current not in [c for c, _ in offered]:
-            offered.insert(1, (current, gettext("current label")))
-    return {"annotations": annotations, "offered": offered}
+        candidates += [
+            (item.suggested_category, gettext("label check")),
+            (item.product.category, gettext("current label")),
+        ]
+    candidates += [(annotation.category, gettext("annotator")) for annotation in annotations]
+    offered: dict[Category, str] = {}
+    for category, source in candidates:
+        if category is not None:
+            offered.setdefault(category, source)
+    return {"annotations": annotations, "offered": list(offered.items())}
 
 
 def agreement_report() -> dict[str, Any]:

@@ -225,6 +225,10 @@ class LabelAudit(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # A second start while one waits gets that one (mlcore/services/label_audit.py), even at the same moment.
+            models.UniqueConstraint(fields=["status"], condition=Q(status="queued"), name="one_queued_label_audit")
+        ]
 
     def __str__(self) -> str:
         return f"label audit {self.pk} ({self.status})"

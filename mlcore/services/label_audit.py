@@ -11,7 +11,7 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from catalog.models import Product
@@ -25,18 +25,21 @@ AUDIT_METHOD = "confident learning (cleanlab) on cross-validated logistic regres
 
 
 def label_audit_start(*, user: User | None, enqueue: bool = True) -> LabelAudit:
-    """Queue an audit of every verified label; while one is queued or running, that one is returned instead."""
-    with transaction.atomic():
-        # Serialise concurrent starts (the training run's end and an admin's click can coincide).
-        list(LabelAudit.objects.select_for_update().filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]))
-        pending = LabelAudit.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).first()
-        if pending is not None:
-            return pending
-        audit = LabelAudit.objects.create(created_by=user, method=AUDIT_METHOD)
-        if enqueue:
-            from mlcore.tasks import label_audit_task
+    """Queue an audit of every verified label; while one is queued or running, that one is returned instead.
+    Two starts at the same moment (a training run's end and an admin's click) cannot both queue one: the database
+    holds at most one queued audit, and the loser gets the winner's."""
+    pending = LabelAudit.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).first()
+    if pending is not None:
+        return pending
+    try:
+        with transaction.atomic():
+            audit = LabelAudit.objects.create(created_by=user, method=AUDIT_METHOD)
+            if enqueue:
+                from mlcore.tasks import label_audit_task
 
-            transaction.on_commit(lambda: label_audit_task.delay(audit.pk))
+                transaction.on_commit(lambda: label_audit_task.delay(audit.pk))
+    except IntegrityError:
+        return LabelAudit.objects.get(status=RunStatus.QUEUED)
     return audit
 
 

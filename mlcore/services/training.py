@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,8 +204,6 @@ def _checkpoints(version: ModelVersion) -> Path:
 
 
 def _fail(run: TrainingRun, status: str, message: str) -> None:
-    import shutil
-
     shutil.rmtree(_checkpoints(run.model_version), ignore_errors=True)  # cancelled or failed: nothing to resume
     with transaction.atomic():
         TrainingRun.objects.filter(pk=run.pk).update(status=status, error=message, finished_at=timezone.now())

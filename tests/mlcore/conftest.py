@@ -28,21 +28,11 @@ PHONES = ["iphone", "galaxy phone", "pixel phone", "nokia phone", "smartphone"]
 @pytest.fixture
 def labelled_catalog(small_tree, manager):
     """Ten verified products in each of two leaves, and a few unlabelled ones."""
-    from catalog.models import CategorySource
-    from catalog.services.products import product_category_set
-    from tests.factories import ProductFactory
+    from tests.factories import ProductFactory, verified_product
 
     for i in range(20):
         words, category = (KITCHEN, small_tree["dish"]) if i % 2 else (PHONES, small_tree["phones"])
-        product = ProductFactory(sku=f"L{i:03d}", title=f"{words[i % 5]} model {i}", brand="")
-        product_category_set(
-            product_id=product.pk,
-            category_id=category.pk,
-            expected_version=product.version,
-            source=CategorySource.ANNOTATION,
-            actor=manager,
-            verified=True,
-        )
+        verified_product(category, manager, sku=f"L{i:03d}", title=f"{words[i % 5]} model {i}", brand="")
     for i in range(5):
         ProductFactory(sku=f"U{i:03d}", title=f"{(KITCHEN + PHONES)[i * 2]} new {i}", brand="")
     return small_tree

@@ -70,3 +70,15 @@ def test_small_classes_sit_out(ml_settings, small_tree, manager):
     audit = label_audit_execute(audit_id=label_audit_start(user=manager, enqueue=False).pk)
     assert audit.status == RunStatus.SUCCEEDED
     assert (audit.labels_checked, audit.labels_skipped, audit.issues_found) == (0, 3, 0)
+
+
+def test_two_starts_at_the_same_moment_queue_one_audit(ml_settings, mislabelled_catalog, monkeypatch):
+    from django.db.models import QuerySet
+
+    first = label_audit_start(user=None, enqueue=False)
+    # The second start looked for a pending audit before the first had committed, and found none.
+    monkeypatch.setattr(QuerySet, "first", lambda self: None)
+    second = label_audit_start(user=None, enqueue=False)
+    monkeypatch.undo()
+    assert second == first
+    assert LabelAudit.objects.count() == 1
