@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mlcore.engine.artifacts import check_safe, label_map
-from mlcore.engine.device import pick_device
+from mlcore.engine.device import pick_device, run_batches
 from mlcore.engine.hierarchy import margin_and_entropy
 
 
@@ -57,8 +57,9 @@ class Classifier:
 
     def _batches(self, texts: list[str], batch_size: int) -> Iterator[tuple[list[int], Any]]:
         encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        # Sorting by length puts similar lengths in one batch: padding (wasted compute) drops several-fold.
-        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
+        # Sorting by length puts similar lengths in one batch: padding (wasted compute) drops several-fold. Longest
+        # first, so that the batches still running when the others are done are the short, quick ones.
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]), reverse=True)
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
@@ -72,11 +73,13 @@ class Classifier:
         n, classes = len(texts), len(self.labels)
         k = min(top_k, classes)
         all_probabilities = np.zeros((n, classes), dtype=np.float32)
-        with torch.inference_mode():
-            for chunk, batch in self._batches(texts, batch_size):
-                batch = {key: value.to(self.device) for key, value in batch.items()}
-                logits = self.model(**batch).logits.float()
-                all_probabilities[chunk] = torch.softmax(logits, dim=-1).cpu().numpy()
+
+        def score(item: tuple[list[int], Any]) -> None:
+            chunk, batch = item
+            logits = self.model(**{key: value.to(self.device) for key, value in batch.items()}).logits.float()
+            all_probabilities[chunk] = torch.softmax(logits, dim=-1).cpu().numpy()
+
+        run_batches(score, self._batches(texts, batch_size), device=self.device)
         top = np.argsort(-all_probabilities, axis=1)[:, :k]
         margin, entropy = margin_and_entropy(all_probabilities)
         return Predictions(

@@ -17,13 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from mlcore.engine.device import pick_device
+from mlcore.engine.device import pick_device, run_batches
 from mlcore.engine.hierarchy import Hierarchy
 
 Matrix = npt.NDArray[np.float32]
@@ -67,22 +69,34 @@ class Encoder:
         import torch
 
         output = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        with torch.inference_mode():
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)  # as Classifier._batches
+
+        def batches() -> Iterator[tuple[list[int], Any]]:
+            # Tokenized here, in the calling thread: a fast tokenizer is not safe to call from several threads
+            # at once (it sets its padding and truncation state on every call).
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]
-                batch = self.tokenizer(
-                    [texts[i] for i in chunk],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                ).to(self.device)
-                hidden = self.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-                pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
-                output[chunk] = pooled.cpu().numpy()
+                yield (
+                    chunk,
+                    self.tokenizer(
+                        [texts[i] for i in chunk],
+                        padding=True,
+                        truncation=True,
+                        max_length=self.max_length,
+                        return_tensors="pt",
+                    ),
+                )
+
+        def embed_batch(item: tuple[list[int], Any]) -> None:
+            chunk, batch = item
+            batch = batch.to(self.device)
+            hidden = self.model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
+            output[chunk] = pooled.cpu().numpy()
+
+        run_batches(embed_batch, batches(), device=self.device)
         return output
 
 
