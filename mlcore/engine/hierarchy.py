@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -43,33 +44,55 @@ class Hierarchy:
     def depth(self, node: int) -> int:
         return len(self.ancestors(node))
 
-    def rollup_matrix(self, class_labels: list[str]) -> npt.NDArray[np.float32]:
-        """(n_classes, n_nodes): class c contributes its probability to itself and to every ancestor."""
-        index = self.index()
-        matrix = np.zeros((len(class_labels), len(self.labels)), dtype=np.float32)
+
+@dataclass(frozen=True)
+class Rollup:
+    """A model's class probabilities summed up the tree: an ancestor's probability is the sum of its descendants'
+    (and its own, when it is a class itself).
+
+    Only the nodes that receive any probability (the classes and their ancestors) get a column, and the class ->
+    node matrix is sparse (a class has one entry per level): a model of 8,000 leaves over a 10,000-node taxonomy
+    would otherwise multiply by a dense 8,000 x 10,000 matrix for every chunk it scores."""
+
+    nodes: npt.NDArray[np.int64]  # the hierarchy's node index of each column
+    matrix: Any  # scipy.sparse.csr_matrix (n_classes, len(nodes)): 1 where the column is the class or above it
+    depths: Floats  # of each column's node (a root is 1)
+
+    @classmethod
+    def build(cls, hierarchy: Hierarchy, class_labels: list[str]) -> Rollup:
+        from scipy.sparse import csr_matrix
+
+        index = hierarchy.index()
+        column: dict[int, int] = {}
+        rows: list[int] = []
+        columns: list[int] = []
         for c, label in enumerate(class_labels):
-            for node in self.ancestors(index[label]):
-                matrix[c, node] = 1.0
-        return matrix
+            for node in hierarchy.ancestors(index[label]):
+                rows.append(c)
+                columns.append(column.setdefault(node, len(column)))
+        nodes = np.fromiter(column, dtype=np.int64, count=len(column))
+        matrix = csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, columns)), shape=(len(class_labels), len(nodes))
+        )
+        depths = np.array([hierarchy.depth(int(node)) for node in nodes], dtype=np.float32)
+        return cls(nodes=nodes, matrix=matrix, depths=depths)
 
+    def node_probabilities(self, probabilities: Floats) -> Floats:
+        """(n, len(nodes)): each row's probability of every column's node."""
+        return np.asarray(probabilities @ self.matrix, dtype=np.float32)
 
-def rollup(probabilities: Floats, matrix: npt.NDArray[np.float32]) -> Floats:
-    """An ancestor's probability is the sum of its descendants' (and its own, when it is a class itself)."""
-    return np.asarray(probabilities @ matrix, dtype=np.float32)
-
-
-def backoff(node_probabilities: Floats, hierarchy: Hierarchy, threshold: float) -> tuple[list[int], Floats]:
-    """For each row, the deepest node whose rolled-up probability reaches the threshold (-1 when even no root does),
-    and that probability. Deeper wins; between nodes of one depth, the more probable."""
-    depths = np.array([hierarchy.depth(i) for i in range(len(hierarchy.labels))], dtype=np.float32)
-    # Rank by depth, then probability: depth dominates because probabilities are < 1.
-    score = np.where(node_probabilities >= threshold, depths[None, :] + node_probabilities, -1.0)
-    best = score.argmax(axis=1)
-    chosen = [int(b) if score[row, b] >= 0 else -1 for row, b in enumerate(best)]
-    confidence = np.array(
-        [node_probabilities[row, b] if b >= 0 else 0.0 for row, b in enumerate(chosen)], dtype=np.float32
-    )
-    return chosen, confidence
+    def backoff(self, probabilities: Floats, threshold: float) -> tuple[npt.NDArray[np.int64], Floats]:
+        """For each row of class probabilities, the deepest node whose rolled-up probability reaches the threshold
+        (-1 when even no root does) and that probability. Deeper wins; between nodes of one depth, the more
+        probable."""
+        nodes = self.node_probabilities(probabilities)
+        # Rank by depth, then probability: depth dominates because probabilities are < 1.
+        score = np.where(nodes >= threshold, self.depths[None, :] + nodes, -1.0)
+        best = score.argmax(axis=1)
+        rows = np.arange(len(best))
+        found = score[rows, best] >= 0
+        chosen = np.where(found, self.nodes[best], -1).astype(np.int64)
+        return chosen, np.where(found, nodes[rows, best], 0.0).astype(np.float32)
 
 
 def margin_and_entropy(probabilities: Floats) -> tuple[Floats, Floats]:

@@ -197,11 +197,12 @@ def score_products(*, version_id: int | None, products: list[tuple[int, str, str
 
 def _backoff(labels: list[str], probabilities: Any) -> list[tuple[int | None, float | None]]:
     """Roll the classes' probabilities up the tree and keep the deepest node above the threshold."""
-    from mlcore.engine.hierarchy import backoff, rollup
+    from mlcore.engine.hierarchy import Rollup
 
     hierarchy, pks = category_hierarchy()
-    nodes = rollup(probabilities, hierarchy.rollup_matrix(labels))
-    chosen, confidence = backoff(nodes, hierarchy, threshold=settings.MLCORE_BACKOFF_THRESHOLD)
+    chosen, confidence = Rollup.build(hierarchy, labels).backoff(
+        probabilities, threshold=settings.MLCORE_BACKOFF_THRESHOLD
+    )
     return [(pks[c], float(p)) if c >= 0 else (None, None) for c, p in zip(chosen, confidence, strict=True)]
 
 

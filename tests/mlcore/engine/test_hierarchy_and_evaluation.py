@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mlcore.engine.evaluation import coverage_at_precision, evaluate, expected_calibration_error
-from mlcore.engine.hierarchy import Hierarchy, backoff, margin_and_entropy, rollup
+from mlcore.engine.hierarchy import Hierarchy, Rollup, margin_and_entropy
 from mlcore.engine.text import product_text
 from mlcore.engine.types import ProductText
 
@@ -23,29 +23,48 @@ TREE = Hierarchy.from_pairs(
 CLASSES = ["dish", "fridge", "garden", "phones"]
 
 
+def _node_probabilities(probabilities: np.ndarray, classes: list[str]) -> dict[str, float]:
+    rollup = Rollup.build(TREE, classes)
+    row = rollup.node_probabilities(np.array([probabilities], dtype=np.float32))[0]
+    return {TREE.labels[node]: float(p) for node, p in zip(rollup.nodes, row, strict=True)}
+
+
 def test_rollup_sums_descendants_into_ancestors():
-    probabilities = np.array([[0.4, 0.35, 0.05, 0.2]], dtype=np.float32)
-    nodes = rollup(probabilities, TREE.rollup_matrix(CLASSES))
-    index = TREE.index()
-    assert nodes[0, index["kitchen"]] == pytest.approx(0.75)
-    assert nodes[0, index["home"]] == pytest.approx(0.8)
-    assert nodes[0, index["el"]] == pytest.approx(0.2)
+    nodes = _node_probabilities([0.4, 0.35, 0.05, 0.2], CLASSES)
+    assert nodes["kitchen"] == pytest.approx(0.75)
+    assert nodes["home"] == pytest.approx(0.8)
+    assert nodes["el"] == pytest.approx(0.2)
+    assert nodes["dish"] == pytest.approx(0.4)
+
+
+def test_rollup_keeps_only_the_nodes_that_receive_probability():
+    rollup = Rollup.build(TREE, ["dish", "phones"])
+    assert sorted(TREE.labels[n] for n in rollup.nodes) == ["dish", "el", "home", "kitchen", "phones"]
+    assert rollup.matrix.nnz == 5  # one entry per class and level, never a dense class x node matrix
 
 
 def test_backoff_picks_the_deepest_node_above_the_threshold():
     probabilities = np.array([[0.4, 0.35, 0.05, 0.2], [0.9, 0.05, 0.0, 0.05], [0.3, 0.2, 0.2, 0.3]], dtype=np.float32)
-    nodes = rollup(probabilities, TREE.rollup_matrix(CLASSES))
-    chosen, confidence = backoff(nodes, TREE, threshold=0.7)
+    rollup = Rollup.build(TREE, CLASSES)
+    chosen, confidence = rollup.backoff(probabilities, threshold=0.7)
     assert [TREE.labels[c] for c in chosen] == ["kitchen", "dish", "home"]
     assert confidence.tolist() == pytest.approx([0.75, 0.9, 0.7])
-    chosen, _ = backoff(nodes, TREE, threshold=0.99)
-    assert chosen == [-1, -1, -1]
+    chosen, confidence = rollup.backoff(probabilities, threshold=0.99)
+    assert chosen.tolist() == [-1, -1, -1]
+    assert confidence.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_backoff_may_leave_the_best_class_s_branch():
+    # phones is the likeliest class (0.4), yet home holds 0.6: the answer is not on the best class's path
+    probabilities = np.array([[0.3, 0.2, 0.1, 0.4]], dtype=np.float32)
+    chosen, confidence = Rollup.build(TREE, CLASSES).backoff(probabilities, threshold=0.55)
+    assert [TREE.labels[c] for c in chosen] == ["home"]
+    assert confidence.tolist() == pytest.approx([0.6])
 
 
 def test_internal_node_as_a_class_rolls_up_too():
     classes = ["kitchen", "dish"]  # a label on an internal node, as with Digital Cameras in the demo
-    nodes = rollup(np.array([[0.5, 0.5]], dtype=np.float32), TREE.rollup_matrix(classes))
-    assert nodes[0, TREE.index()["kitchen"]] == pytest.approx(1.0)
+    assert _node_probabilities([0.5, 0.5], classes)["kitchen"] == pytest.approx(1.0)
 
 
 def test_margin_and_entropy():
