@@ -169,9 +169,12 @@ class RescoreChunk(models.Model):
 class Prediction(models.Model):
     """A product's top-k categories from one version (or zero-shot), best first, with margin and entropy."""
 
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="predictions")
+    # No single-column indexes on these two: the unique (product, model_version) and the (model_version, ...)
+    # indexes below lead with them, and every index is one more write for each of the catalog's rows a re-scoring
+    # job copies in.
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="predictions", db_index=False)
     model_version = models.ForeignKey(
-        ModelVersion, on_delete=models.CASCADE, null=True, blank=True, related_name="predictions"
+        ModelVersion, on_delete=models.CASCADE, null=True, blank=True, related_name="predictions", db_index=False
     )
     # [[category_id, probability], ...] best first
     top = models.JSONField()
