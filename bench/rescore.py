@@ -1,7 +1,7 @@
 """Re-scoring throughput on PostgreSQL: end-to-end (read, tokenize, infer, COPY) against model-only inference and
 against the naive path (one pipeline() call per product + bulk_update), side by side; and COPY against bulk_update.
 
-    python -m bench.rescore [--n 100000] [--naive 300]
+    python -m bench.rescore [--n 100000] [--naive 300] [--rounds 5]
 
 Runs on the bench database that `python -m bench.import_products` fills (products are real offer titles). The model
 is the packaged MiniLM with a 10-way head: speed does not depend on what the head learned.
@@ -40,7 +40,8 @@ def bench_model(folder: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000)
-    parser.add_argument("--naive", type=int, default=300, help="products for the (slow) naive path")
+    parser.add_argument("--naive", type=int, default=300, help="products for the (slow) naive path, in all")
+    parser.add_argument("--rounds", type=int, default=5, help="turns the three paths take, one after the other")
     args = parser.parse_args()
     bench_database()
     from django.db import transaction
@@ -49,7 +50,7 @@ def main() -> None:
     from catalog.models import Category, Product
     from mlcore.engine.prediction import Classifier
     from mlcore.models import ModelVersion, ModelVersionStatus, Prediction, RescoreChunk, RescoreJob
-    from mlcore.services.rescoring import predictions_write, rescore_job_run_here
+    from mlcore.services.rescoring import predictions_write, rescore_chunk, rescore_job_run_here
 
     folder = bench_model(REPO / "var" / "bench-models" / "minilm-10")
     # The head's labels must be category ids: map 0..9 onto real categories of the bench catalog.
@@ -67,17 +68,15 @@ def main() -> None:
         number=1, base_model="bench", artifact_path=str(folder), status=ModelVersionStatus.ACTIVE
     )
     ids = list(Product.objects.order_by("id").values_list("id", flat=True)[: args.n])
-    products = list(Product.objects.filter(id__lte=ids[-1]).values_list("title", flat=True))
-    print(f"{len(ids):,} products, torch threads: {__import__('torch').get_num_threads()}")
+    titles = dict(Product.objects.filter(id__lte=ids[-1]).values_list("id", "title"))
+    print(f"{len(ids):,} products in {args.rounds} rounds, torch threads: {__import__('torch').get_num_threads()}")
 
     from django.conf import settings
+    from transformers import pipeline
 
     classifier = Classifier(folder, quantize=settings.MLCORE_QUANTIZE)
-    classifier.predict(products[:256])  # warm up
-    started = time.perf_counter()
-    classifier.predict(products, top_k=5, batch_size=128)
-    model_only = len(products) / (time.perf_counter() - started)
-    print(f"model only (tokenize + infer):   {model_only:8,.0f} titles/s")
+    classifier.predict([titles[pk] for pk in ids[:256]])  # warm up
+    classify = pipeline("text-classification", model=str(folder), device="cpu", top_k=5)
 
     job = RescoreJob.objects.create(model_version=version, products_total=len(ids))
     size = 2000
@@ -87,56 +86,91 @@ def main() -> None:
     )
     job.chunks_total = job.chunks.count()
     job.save()
-    started = time.perf_counter()
-    rescore_job_run_here(job_id=job.pk)
-    end_to_end = len(ids) / (time.perf_counter() - started)
+    chunks = list(job.chunks.order_by("first_id").values_list("first_id", "last_id"))
+
+    # The machine is shared: the three paths take turns, round after round, so that a neighbour's load falls on
+    # all of them alike instead of on whichever ran while it lasted.
+    seconds = {"model": 0.0, "end_to_end": 0.0, "naive": 0.0}
+    counted = {"model": 0, "end_to_end": 0, "naive": 0}
+    naive_rows = []
+    per_round = max(1, len(chunks) // args.rounds)
+    for round_number in range(args.rounds):
+        mine = chunks[
+            round_number * per_round : None if round_number == args.rounds - 1 else (round_number + 1) * per_round
+        ]
+        if not mine:
+            continue
+        round_ids = [pk for pk in ids if mine[0][0] <= pk <= mine[-1][1]]
+        started = time.perf_counter()
+        classifier.predict([titles[pk] for pk in round_ids], top_k=5, batch_size=128)
+        seconds["model"] += time.perf_counter() - started
+        counted["model"] += len(round_ids)
+
+        started = time.perf_counter()
+        for first, last in mine:
+            rescore_chunk(job_id=job.pk, first_id=first, last_id=last)
+        seconds["end_to_end"] += time.perf_counter() - started
+        counted["end_to_end"] += len(round_ids)
+
+        naive_ids = round_ids[: max(1, args.naive // args.rounds)]
+        rows = {p.product_id: p for p in Prediction.objects.filter(model_version=version, product_id__in=naive_ids)}
+        started = time.perf_counter()
+        for pk, title in Product.objects.filter(id__in=naive_ids).values_list("id", "title"):
+            output = classify(title)
+            result = output[0] if isinstance(output[0], list) else output
+            rows[pk].confidence = float(result[0]["score"])
+        Prediction.objects.bulk_update(list(rows.values()), ["confidence"])
+        seconds["naive"] += time.perf_counter() - started
+        counted["naive"] += len(naive_ids)
+        naive_rows.append(len(naive_ids) / (time.perf_counter() - started))
+    rescore_job_run_here(job_id=job.pk)  # nothing left to run: marks the job done, as the last chunk would
+    model_only, end_to_end, naive = (counted[key] / seconds[key] for key in ("model", "end_to_end", "naive"))
+    print(f"model only (tokenize + infer):   {model_only:8,.0f} titles/s")
     print(f"end to end (read..COPY):         {end_to_end:8,.0f} titles/s  ({end_to_end / model_only:.2f} x model only)")
+    print(
+        f"naive (pipeline per product):    {naive:8,.0f} titles/s  (end to end is {end_to_end / naive:.1f} x; "
+        f"naive per round {min(naive_rows):,.0f}-{max(naive_rows):,.0f})"
+    )
 
-    from transformers import pipeline
-
-    classify = pipeline("text-classification", model=str(folder), device="cpu", top_k=5)
-    naive_ids = ids[: args.naive]
-    rows = {p.product_id: p for p in Prediction.objects.filter(model_version=version, product_id__in=naive_ids)}
-    started = time.perf_counter()
-    for pk, title in Product.objects.filter(id__in=naive_ids).values_list("id", "title"):
-        output = classify(title)
-        result = output[0] if isinstance(output[0], list) else output
-        rows[pk].confidence = float(result[0]["score"])
-    Prediction.objects.bulk_update(list(rows.values()), ["confidence"])
-    naive = len(naive_ids) / (time.perf_counter() - started)
-    print(f"naive (pipeline per product):    {naive:8,.0f} titles/s  (end to end is {end_to_end / naive:.1f} x)")
-
-    sample = list(Prediction.objects.filter(model_version=version).order_by("product_id")[:20_000])
-    fresh = [
-        {
-            "product_id": p.product_id,
-            "top": p.top,
-            "category_id": p.category_id,
-            "confidence": p.confidence,
-            "margin": p.margin,
-            "entropy": p.entropy,
-        }
-        for p in sample
-    ]
-    # Both writes are timed to their commit: the foreign-key checks PostgreSQL defers to it are part of the cost.
-    Prediction.objects.filter(pk__in=[p.pk for p in sample]).delete()
-    started = time.perf_counter()
-    with transaction.atomic():
-        predictions_write(rows=fresh, version_id=version.pk)
-    copy_rate = len(fresh) / (time.perf_counter() - started)
-    # The naive write updates the same columns COPY writes (a new version's scores replace every one of them).
+    # Writes, in turns as above. Both are timed to their commit: the foreign-key checks PostgreSQL defers to it are
+    # part of the cost. The naive write updates the same columns COPY writes (a new version's scores replace every
+    # one of them).
     columns = ["top", "category", "confidence", "margin", "entropy", "backoff_category", "backoff_confidence"]
-    sample = list(Prediction.objects.filter(model_version=version).order_by("product_id")[:2_000])
-    for p in sample:
-        p.confidence, p.created_at = p.confidence * 0.5, timezone.now()
-    started = time.perf_counter()
-    with transaction.atomic():
-        Prediction.objects.bulk_update(
-            sample,
-            [*columns, "created_at"],
-            batch_size=1000,
+    write_seconds = {"copy": 0.0, "update": 0.0}
+    write_rows = {"copy": 0, "update": 0}
+    for round_number in range(3):
+        sample = list(
+            Prediction.objects.filter(model_version=version).order_by("product_id")[
+                round_number * 20_000 : (round_number + 1) * 20_000
+            ]
         )
-    update_rate = len(sample) / (time.perf_counter() - started)
+        fresh = [
+            {
+                "product_id": p.product_id,
+                "top": p.top,
+                "category_id": p.category_id,
+                "confidence": p.confidence,
+                "margin": p.margin,
+                "entropy": p.entropy,
+            }
+            for p in sample
+        ]
+        Prediction.objects.filter(pk__in=[p.pk for p in sample]).delete()
+        started = time.perf_counter()
+        with transaction.atomic():
+            predictions_write(rows=fresh, version_id=version.pk)
+        write_seconds["copy"] += time.perf_counter() - started
+        write_rows["copy"] += len(fresh)
+
+        sample = list(Prediction.objects.filter(model_version=version).order_by("-product_id")[:1_000])
+        for p in sample:
+            p.confidence, p.created_at = p.confidence * 0.5, timezone.now()
+        started = time.perf_counter()
+        with transaction.atomic():
+            Prediction.objects.bulk_update(sample, [*columns, "created_at"], batch_size=1000)
+        write_seconds["update"] += time.perf_counter() - started
+        write_rows["update"] += len(sample)
+    copy_rate, update_rate = (write_rows[key] / write_seconds[key] for key in ("copy", "update"))
     print(
         f"writes: COPY {copy_rate:,.0f} rows/s, bulk_update {update_rate:,.0f} rows/s ({copy_rate / update_rate:.0f} x)"
     )
