@@ -1,0 +1,97 @@
+"""The engine on a GPU: bf16 inference and training. Skipped where there is none (CI never has one).
+
+Runs without Django and without the shared fixtures, so that `bench/device_check.sh` can run it on a GPU machine
+that has only PyTorch and transformers: `python3 -m pytest --noconftest tests/mlcore/engine/test_gpu.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+
+WORDS = {
+    "kitchen": ["dishwasher", "fridge", "oven", "microwave"],
+    "phones": ["iphone", "galaxy", "pixel", "nokia"],
+    "tv": ["television", "oled", "qled", "hdtv"],
+}
+
+
+def _toy(n: int, seed: int) -> tuple[list[str], list[str]]:
+    rng = random.Random(seed)
+    labels = [list(WORDS)[i % 3] for i in range(n)]
+    texts = [f"{rng.choice(WORDS[label])} model {rng.randint(1, 999)}" for label in labels]
+    return texts, labels
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer_path = os.environ.get("BENCH_TOKENIZER")
+    if not tokenizer_path:
+        from mlcore.engine.artifacts import default_base_model
+
+        tokenizer_path = default_base_model()
+    folder = tmp_path_factory.mktemp("tiny-gpu")
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=128,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_trains_in_bf16_on_the_gpu_and_predicts_like_the_cpu(tiny_base: Path, tmp_path: Path):
+    from mlcore.engine.prediction import Classifier
+    from mlcore.engine.training import train
+    from mlcore.engine.types import TrainingConfig
+
+    train_texts, train_labels = _toy(300, seed=1)
+    val_texts, val_labels = _toy(60, seed=2)
+    config = TrainingConfig(
+        base_model=str(tiny_base), epochs=8, learning_rate=5e-3, batch_size=16, max_length=16, device="cuda"
+    )
+    result = train(
+        config,
+        train_texts=train_texts,
+        train_labels=train_labels,
+        val_texts=val_texts,
+        val_labels=val_labels,
+        output_dir=tmp_path / "v1",
+    )
+    assert result.device.startswith("cuda")
+
+    on_gpu = Classifier(result.output_dir, device="cuda", max_length=16)
+    assert next(on_gpu.model.parameters()).dtype == (
+        torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    )
+    gpu = on_gpu.predict(val_texts, top_k=2, batch_size=32)
+    accuracy = np.mean([on_gpu.labels[p[0]] == t for p, t in zip(gpu.top_indices, val_labels, strict=True)])
+    assert accuracy > 0.8  # chance is 1/3
+
+    cpu = Classifier(result.output_dir, device="cpu", max_length=16).predict(val_texts, top_k=2)
+    assert (gpu.top_indices[:, 0] == cpu.top_indices[:, 0]).mean() >= 0.95  # bf16 against fp32
+    np.testing.assert_allclose(gpu.top_probabilities, cpu.top_probabilities, atol=0.05)
+
+
+def test_zero_shot_embeddings_on_the_gpu_match_the_cpu(tiny_base: Path):
+    from mlcore.engine.zeroshot import Encoder
+
+    texts = [f"product {i} {'with a longer title ' * (i % 5)}" for i in range(100)]
+    gpu = Encoder(tiny_base, device="cuda").embed(texts, batch_size=32)
+    cpu = Encoder(tiny_base, device="cpu").embed(texts, batch_size=32)
+    np.testing.assert_allclose(gpu, cpu, atol=1e-3)
