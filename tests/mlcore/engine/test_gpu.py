@@ -7,52 +7,22 @@ that has only PyTorch and transformers: `python3 -m pytest --noconftest tests/ml
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tests.mlcore.engine.toy import tiny_bert, toy_products
+
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
-
-WORDS = {
-    "kitchen": ["dishwasher", "fridge", "oven", "microwave"],
-    "phones": ["iphone", "galaxy", "pixel", "nokia"],
-    "tv": ["television", "oled", "qled", "hdtv"],
-}
-
-
-def _toy(n: int, seed: int) -> tuple[list[str], list[str]]:
-    rng = random.Random(seed)
-    labels = [list(WORDS)[i % 3] for i in range(n)]
-    texts = [f"{rng.choice(WORDS[label])} model {rng.randint(1, 999)}" for label in labels]
-    return texts, labels
 
 
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    tokenizer_path = os.environ.get("BENCH_TOKENIZER")
-    if not tokenizer_path:
-        from mlcore.engine.artifacts import default_base_model
-
-        tokenizer_path = default_base_model()
+    # BENCH_TOKENIZER: bench/device_check.sh carries the tokenizer to a machine without the packaged encoder.
     folder = tmp_path_factory.mktemp("tiny-gpu")
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=128,
-        max_position_embeddings=128,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return tiny_bert(folder, tokenizer_path=os.environ.get("BENCH_TOKENIZER"), hidden_size=64, intermediate_size=128)
 
 
 def test_trains_in_bf16_on_the_gpu_and_predicts_like_the_cpu(tiny_base: Path, tmp_path: Path):
@@ -60,8 +30,8 @@ def test_trains_in_bf16_on_the_gpu_and_predicts_like_the_cpu(tiny_base: Path, tm
     from mlcore.engine.training import train
     from mlcore.engine.types import TrainingConfig
 
-    train_texts, train_labels = _toy(300, seed=1)
-    val_texts, val_labels = _toy(60, seed=2)
+    train_texts, train_labels = toy_products(300, seed=1)
+    val_texts, val_labels = toy_products(60, seed=2)
     config = TrainingConfig(
         base_model=str(tiny_base), epochs=8, learning_rate=5e-3, batch_size=16, max_length=16, device="cuda"
     )

@@ -12,28 +12,13 @@ from mlcore.engine.prediction import Classifier
 from mlcore.engine.training import train
 from mlcore.engine.types import TrainingConfig
 from tests.conftest import DEMO_DATA
-
-WORDS = {
-    "kitchen": ["dishwasher", "fridge", "oven", "microwave"],
-    "phones": ["iphone", "galaxy", "pixel", "nokia"],
-    "tv": ["television", "oled", "qled", "hdtv"],
-}
-
-
-def _toy(n: int, seed: int) -> tuple[list[str], list[str]]:
-    rng = random.Random(seed)
-    texts, labels = [], []
-    for i in range(n):
-        label = list(WORDS)[i % 3]
-        texts.append(f"{rng.choice(WORDS[label])} model {rng.randint(1, 999)} {rng.choice(['black', 'white'])}")
-        labels.append(label)
-    return texts, labels
+from tests.mlcore.engine.toy import toy_products
 
 
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_tiny_model_trains_saves_safetensors_and_predicts(tiny_encoder: Path, tmp_path: Path, method: str):
-    train_texts, train_labels = _toy(120, seed=1)
-    val_texts, val_labels = _toy(30, seed=2)
+    train_texts, train_labels = toy_products(120, seed=1)
+    val_texts, val_labels = toy_products(30, seed=2)
     # LoRA adapts a few low-rank matrices of a random tiny encoder: it needs a higher rate and more steps.
     lora = method == "lora"
     config = TrainingConfig(
@@ -77,7 +62,7 @@ def test_tiny_model_trains_saves_safetensors_and_predicts(tiny_encoder: Path, tm
 
 
 def test_warm_start_when_the_labels_match(tiny_encoder: Path, tmp_path: Path):
-    texts, labels = _toy(60, seed=3)
+    texts, labels = toy_products(60, seed=3)
     config = TrainingConfig(base_model=str(tiny_encoder), epochs=1, batch_size=16, max_length=16, device="cpu")
     first = train(
         config,
@@ -160,7 +145,7 @@ def test_packaged_encoder_learns_the_shipped_offers(tmp_path: Path):
 def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_encoder: Path, tmp_path: Path):
     from mlcore.engine.training import TrainingCancelled
 
-    texts, labels = _toy(96, seed=4)
+    texts, labels = toy_products(96, seed=4)
     config = TrainingConfig(
         base_model=str(tiny_encoder), epochs=4, batch_size=16, max_length=16, device="cpu", early_stopping_patience=10
     )
@@ -197,7 +182,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_encoder: Path, tmp_p
 def test_checkpoints_for_other_labels_are_not_resumed(tiny_encoder: Path, tmp_path: Path):
     from mlcore.engine.training import TrainingCancelled
 
-    texts, labels = _toy(48, seed=5)
+    texts, labels = toy_products(48, seed=5)
     config = TrainingConfig(base_model=str(tiny_encoder), epochs=3, batch_size=16, max_length=16, device="cpu")
     checkpoints = tmp_path / "checkpoints"
     with pytest.raises(TrainingCancelled):
@@ -224,7 +209,7 @@ def test_checkpoints_for_other_labels_are_not_resumed(tiny_encoder: Path, tmp_pa
 
 
 def test_few_labels_train_for_at_least_min_steps(tiny_encoder: Path, tmp_path: Path):
-    texts, labels = _toy(32, seed=6)  # 2 steps an epoch at batch 16
+    texts, labels = toy_products(32, seed=6)  # 2 steps an epoch at batch 16
     config = TrainingConfig(base_model=str(tiny_encoder), epochs=1, batch_size=16, max_length=16, device="cpu")
     steps: list[int] = []
     train(
