@@ -20,6 +20,9 @@ from mlcore.engine.artifacts import check_safe, label_map, save_metrics
 from mlcore.engine.device import pick_device
 from mlcore.engine.types import Progress, TrainingConfig, TrainingHistory
 
+# Below this many validation items the best checkpoint is chosen by validation loss, not macro-F1 (see train()).
+SMALL_VALIDATION = 200
+
 
 class TrainingCancelled(Exception):
     pass
@@ -187,6 +190,11 @@ def train(
         epochs = math.ceil(config.min_steps / steps_per_epoch)
         eval_every = max(eval_every, steps_per_epoch * epochs // 10)
         patience = max(patience, math.ceil(steps_per_epoch * epochs / eval_every))
+    # The checkpoint kept is the best by validation macro-F1, except on a small validation set, where one item moves
+    # macro-F1 by several points: there it is the lowest validation loss, which every item's probability feeds. On
+    # the demo's seed (18 validation items) macro-F1 kept step 30 of 150 (0.687 against 0.647 at the end, one item),
+    # a model with held-out accuracy 0.73 at a mean confidence of 0.27.
+    best_by = "macro_f1" if len(val_texts) >= SMALL_VALIDATION else "loss"
     total_steps = max(1, math.ceil(steps_per_epoch * epochs))
     history = TrainingHistory()
 
@@ -246,8 +254,8 @@ def train(
             save_steps=eval_every,
             save_total_limit=2,
             load_best_model_at_end=True,
-            metric_for_best_model="macro_f1",
-            greater_is_better=True,
+            metric_for_best_model=best_by,
+            greater_is_better=best_by != "loss",
             logging_steps=max(1, min(50, eval_every // 2)),
             seed=config.seed,
             bf16=device.startswith("cuda") and torch.cuda.is_bf16_supported(),

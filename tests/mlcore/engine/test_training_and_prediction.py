@@ -222,3 +222,23 @@ def test_few_labels_train_for_at_least_min_steps(tiny_encoder: Path, tmp_path: P
         on_progress=lambda p: steps.append(p.total_steps),
     )
     assert steps[-1] == 20  # 10 epochs, not the 1 asked for
+
+
+def test_a_small_validation_set_keeps_the_checkpoint_with_the_lowest_loss(tiny_encoder: Path, tmp_path: Path):
+    # 30 validation items: one item moves macro-F1 by several points, so the kept model is the lowest-loss one
+    # (macro-F1 kept an early, under-trained checkpoint of the demo's seed model).
+    texts, labels = toy_products(90, seed=7)
+    config = TrainingConfig(
+        base_model=str(tiny_encoder), epochs=6, learning_rate=5e-3, batch_size=16, max_length=16, device="cpu"
+    )
+    result = train(
+        config,
+        train_texts=texts[:60],
+        train_labels=labels[:60],
+        val_texts=texts[60:],
+        val_labels=labels[60:],
+        output_dir=tmp_path / "v1",
+    )
+    losses = [point["loss"] for point in result.history.evaluations]
+    assert len(losses) >= 3
+    assert result.best_validation["eval_loss"] == pytest.approx(min(losses), abs=1e-4)
