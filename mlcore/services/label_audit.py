@@ -39,7 +39,8 @@ def label_audit_start(*, user: User | None, enqueue: bool = True) -> LabelAudit:
 
                 transaction.on_commit(lambda: label_audit_task.delay(audit.pk))
     except IntegrityError:
-        return LabelAudit.objects.get(status=RunStatus.QUEUED)
+        # The winner may already have been picked up by a worker: queued or running, it is the one.
+        return LabelAudit.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).earliest("pk")
     return audit
 
 
