@@ -64,12 +64,15 @@ def main() -> None:
     )
     parser.add_argument("--shapes", default="minilm,bert-base")
     parser.add_argument("--train", type=int, default=None, help="samples for one fine-tuning epoch (MiniLM shape)")
-    parser.add_argument("--batch-size", type=int, default=None, help="inference batch (default 1024 GPU, 128 CPU)")
+    parser.add_argument(
+        "--batch-tokens", type=int, default=None, help="padded tokens per inference batch (default: by device)"
+    )
     parser.add_argument("--tokenizer", default=None, help="a folder with the MiniLM tokenizer (default: the package's)")
     args = parser.parse_args()
 
     import torch
 
+    from mlcore.engine.batching import default_batch_tokens
     from mlcore.engine.device import pick_device
     from mlcore.engine.prediction import Classifier
     from mlcore.engine.training import train
@@ -78,7 +81,7 @@ def main() -> None:
     device = pick_device("auto")
     gpu = device.startswith("cuda")
     n = args.n or (1_000_000 if gpu else 20_000)
-    batch_size = args.batch_size or (1024 if gpu else 128)
+    batch_tokens = args.batch_tokens or default_batch_tokens(device)
     chip = torch.cuda.get_device_name() if gpu else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {chip}; torch {torch.__version__}")
     tokenizer = args.tokenizer or default_tokenizer()
@@ -89,11 +92,11 @@ def main() -> None:
             folder = build(shape, tokenizer, Path(scratch) / shape)
             # int8 on a CPU, as re-scoring runs there (MLCORE_QUANTIZE); bf16 on a GPU that has it.
             classifier = Classifier(folder, device=device, quantize=not gpu)
-            classifier.predict(texts[:batch_size], batch_size=batch_size)  # warm up (kernels, allocator)
+            classifier.predict(texts[:1024], batch_tokens=batch_tokens)  # warm up (kernels, allocator)
             if gpu:
                 torch.cuda.synchronize()
             started = time.perf_counter()
-            classifier.predict(texts, top_k=5, batch_size=batch_size)
+            classifier.predict(texts, top_k=5, batch_tokens=batch_tokens)
             seconds = time.perf_counter() - started
             print(f"{shape:10} inference: {n:,} titles in {seconds:7.1f} s = {n / seconds:9,.0f} titles/s")
             del classifier

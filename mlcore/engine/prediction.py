@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mlcore.engine.artifacts import check_safe, label_map
+from mlcore.engine.batching import default_batch_tokens, length_batches
 from mlcore.engine.device import pick_device, run_batches
 from mlcore.engine.hierarchy import margin_and_entropy
 
@@ -55,19 +56,16 @@ class Classifier:
             # what it costs in accuracy before anyone turns it on (MLCORE_QUANTIZE).
             self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
 
-    def _batches(self, texts: list[str], batch_size: int) -> Iterator[tuple[list[int], Any]]:
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        # Sorting by length puts similar lengths in one batch: padding (wasted compute) drops several-fold. Longest
-        # first, so that the batches still running when the others are done are the short, quick ones.
-        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]), reverse=True)
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
-            yield chunk, batch
+    def _batches(self, texts: list[str], batch_tokens: int) -> Iterator[tuple[list[int], Any]]:
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"] if texts else []
+        for chunk in length_batches([len(ids) for ids in encoded], tokens=batch_tokens):
+            yield chunk, self.tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
 
     def predict(
-        self, texts: list[str], *, top_k: int = 5, batch_size: int = 128, keep_probabilities: bool = False
+        self, texts: list[str], *, top_k: int = 5, batch_tokens: int | None = None, keep_probabilities: bool = False
     ) -> Predictions:
+        """Top-k classes of every text. batch_tokens: padded tokens per batch (default: by device, see
+        engine/batching.py)."""
         import torch
 
         n, classes = len(texts), len(self.labels)
@@ -79,7 +77,8 @@ class Classifier:
             logits = self.model(**{key: value.to(self.device) for key, value in batch.items()}).logits.float()
             all_probabilities[chunk] = torch.softmax(logits, dim=-1).cpu().numpy()
 
-        run_batches(score, self._batches(texts, batch_size), device=self.device)
+        tokens = batch_tokens or default_batch_tokens(self.device)
+        run_batches(score, self._batches(texts, tokens), device=self.device)
         top = np.argsort(-all_probabilities, axis=1)[:, :k]
         margin, entropy = margin_and_entropy(all_probabilities)
         return Predictions(

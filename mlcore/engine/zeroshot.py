@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from mlcore.engine.batching import default_batch_tokens, length_batches
 from mlcore.engine.device import pick_device, run_batches
 from mlcore.engine.hierarchy import Hierarchy
 
@@ -65,27 +66,18 @@ class Encoder:
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.model = AutoModel.from_pretrained(folder, use_safetensors=True).to(self.device).eval()
 
-    def embed(self, texts: list[str], *, batch_size: int = 256) -> Matrix:
+    def embed(self, texts: list[str], *, batch_tokens: int | None = None) -> Matrix:
         import torch
 
         output = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)  # as Classifier._batches
+        # Tokenized here, in the calling thread: a fast tokenizer is not safe to call from several threads at once
+        # (it sets its padding and truncation state on every call).
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"] if texts else []
+        tokens = batch_tokens or default_batch_tokens(self.device)
 
         def batches() -> Iterator[tuple[list[int], Any]]:
-            # Tokenized here, in the calling thread: a fast tokenizer is not safe to call from several threads
-            # at once (it sets its padding and truncation state on every call).
-            for start in range(0, len(order), batch_size):
-                chunk = order[start : start + batch_size]
-                yield (
-                    chunk,
-                    self.tokenizer(
-                        [texts[i] for i in chunk],
-                        padding=True,
-                        truncation=True,
-                        max_length=self.max_length,
-                        return_tensors="pt",
-                    ),
-                )
+            for chunk in length_batches([len(ids) for ids in encoded], tokens=tokens):
+                yield chunk, self.tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
 
         def embed_batch(item: tuple[list[int], Any]) -> None:
             chunk, batch = item

@@ -62,9 +62,10 @@ def test_embeddings_side_by_side_equal_one_at_a_time(tiny_encoder: Path, two_thr
 
     encoder = Encoder(tiny_encoder, device="cpu", max_length=16)
     texts = [f"product {i} {'with a longer title ' * (i % 4)}" for i in range(40)]
-    side_by_side = encoder.embed(texts, batch_size=6)
+    side_by_side = encoder.embed(texts, batch_tokens=60)
     torch.set_num_threads(1)
-    one_at_a_time = encoder.embed(texts, batch_size=6)
+    one_at_a_time = encoder.embed(texts, batch_tokens=60)
 
     np.testing.assert_allclose(side_by_side, one_at_a_time, atol=1e-5)
     assert np.abs(side_by_side).sum(axis=1).min() > 0  # every row was written
+    assert encoder.embed([]).shape == (0, side_by_side.shape[1])

@@ -49,7 +49,7 @@ def test_trains_in_bf16_on_the_gpu_and_predicts_like_the_cpu(tiny_base: Path, tm
     assert next(on_gpu.model.parameters()).dtype == (
         torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
     )
-    gpu = on_gpu.predict(val_texts, top_k=2, batch_size=32)
+    gpu = on_gpu.predict(val_texts, top_k=2, batch_tokens=512)
     accuracy = np.mean([on_gpu.labels[p[0]] == t for p, t in zip(gpu.top_indices, val_labels, strict=True)])
     assert accuracy > 0.8  # chance is 1/3
 
@@ -62,6 +62,6 @@ def test_zero_shot_embeddings_on_the_gpu_match_the_cpu(tiny_base: Path):
     from mlcore.engine.zeroshot import Encoder
 
     texts = [f"product {i} {'with a longer title ' * (i % 5)}" for i in range(100)]
-    gpu = Encoder(tiny_base, device="cuda").embed(texts, batch_size=32)
-    cpu = Encoder(tiny_base, device="cpu").embed(texts, batch_size=32)
+    gpu = Encoder(tiny_base, device="cuda").embed(texts, batch_tokens=512)
+    cpu = Encoder(tiny_base, device="cpu").embed(texts, batch_tokens=512)
     np.testing.assert_allclose(gpu, cpu, atol=1e-3)

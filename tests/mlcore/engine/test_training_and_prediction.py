@@ -50,8 +50,9 @@ def test_tiny_model_trains_saves_safetensors_and_predicts(tiny_encoder: Path, tm
     assert load_metrics(result.output_dir)["config"]["method"] == method
 
     classifier = Classifier(result.output_dir, device="cpu", max_length=16)
-    predictions = classifier.predict(val_texts, top_k=2, batch_size=7)
+    predictions = classifier.predict(val_texts, top_k=2, batch_tokens=40)
     assert predictions.top_indices.shape == (30, 2)
+    assert classifier.predict([], top_k=2).top_indices.shape == (0, 2)  # an empty chunk of the catalog
     accuracy = sum(classifier.labels[p[0]] == t for p, t in zip(predictions.top_indices, val_labels, strict=True)) / 30
     assert accuracy > 0.8  # chance is 1/3
     assert (predictions.top_probabilities[:, 0] >= predictions.top_probabilities[:, 1]).all()
