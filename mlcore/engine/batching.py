@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 # Padded tokens a batch may hold. On a CPU each batch runs on one thread (device.run_batches), and ~2,000 tokens
 # keep the matrix products efficient while the pool still has several batches to share out; a GPU wants far more
@@ -43,3 +44,13 @@ def length_batches(lengths: Sequence[int], *, tokens: int) -> Iterator[list[int]
             end += 1
         yield order[start:end]
         start = end
+
+
+def tokenized_batches(
+    tokenizer: Any, texts: list[str], *, max_length: int, tokens: int
+) -> Iterator[tuple[list[int], Any]]:
+    """(indices, padded PyTorch batch) for every batch of `texts`. Run it in the calling thread: a fast tokenizer is
+    not safe to call from several threads at once (it sets its padding and truncation state on every call)."""
+    encoded = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"] if texts else []
+    for chunk in length_batches([len(ids) for ids in encoded], tokens=tokens):
+        yield chunk, tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")

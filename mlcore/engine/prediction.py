@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mlcore.engine.artifacts import check_safe, label_map
-from mlcore.engine.batching import default_batch_tokens, length_batches
+from mlcore.engine.batching import default_batch_tokens, tokenized_batches
 from mlcore.engine.device import pick_device, run_batches
 from mlcore.engine.hierarchy import margin_and_entropy
 
@@ -56,11 +55,6 @@ class Classifier:
             # what it costs in accuracy before anyone turns it on (MLCORE_QUANTIZE).
             self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
 
-    def _batches(self, texts: list[str], batch_tokens: int) -> Iterator[tuple[list[int], Any]]:
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"] if texts else []
-        for chunk in length_batches([len(ids) for ids in encoded], tokens=batch_tokens):
-            yield chunk, self.tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
-
     def predict(
         self, texts: list[str], *, top_k: int = 5, batch_tokens: int | None = None, keep_probabilities: bool = False
     ) -> Predictions:
@@ -78,7 +72,8 @@ class Classifier:
             all_probabilities[chunk] = torch.softmax(logits, dim=-1).cpu().numpy()
 
         tokens = batch_tokens or default_batch_tokens(self.device)
-        run_batches(score, self._batches(texts, tokens), device=self.device)
+        batches = tokenized_batches(self.tokenizer, texts, max_length=self.max_length, tokens=tokens)
+        run_batches(score, batches, device=self.device)
         top = np.argsort(-all_probabilities, axis=1)[:, :k]
         margin, entropy = margin_and_entropy(all_probabilities)
         return Predictions(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mlcore.engine.batching import default_batch_tokens, length_batches
+from mlcore.engine.batching import default_batch_tokens, tokenized_batches
 from mlcore.engine.device import pick_device, run_batches
 from mlcore.engine.hierarchy import Hierarchy
 
@@ -70,14 +69,7 @@ class Encoder:
         import torch
 
         output = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
-        # Tokenized here, in the calling thread: a fast tokenizer is not safe to call from several threads at once
-        # (it sets its padding and truncation state on every call).
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"] if texts else []
         tokens = batch_tokens or default_batch_tokens(self.device)
-
-        def batches() -> Iterator[tuple[list[int], Any]]:
-            for chunk in length_batches([len(ids) for ids in encoded], tokens=tokens):
-                yield chunk, self.tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
 
         def embed_batch(item: tuple[list[int], Any]) -> None:
             chunk, batch = item
@@ -88,7 +80,8 @@ class Encoder:
             pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
             output[chunk] = pooled.cpu().numpy()
 
-        run_batches(embed_batch, batches(), device=self.device)
+        batches = tokenized_batches(self.tokenizer, texts, max_length=self.max_length, tokens=tokens)
+        run_batches(embed_batch, batches, device=self.device)
         return output
 
 
