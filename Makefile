@@ -36,7 +36,7 @@ chromium:
 test: install chromium
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(BIN)/ruff check .
-	$(BIN)/mypy config accounts catalog mlcore labeling
+	$(BIN)/mypy config core accounts catalog mlcore labeling
 
 # The edit-test loop: everything but the browser and the real worker processes.
 quick: install
@@ -46,7 +46,7 @@ lint: install
 	$(BIN)/ruff check .
 
 typecheck: install
-	$(BIN)/mypy config accounts catalog mlcore labeling
+	$(BIN)/mypy config core accounts catalog mlcore labeling
 
 bench-import: install
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m bench.import_products
@@ -55,7 +55,7 @@ run: install
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 worker: install
-	$(BIN)/celery -A config worker -Q default,ml --concurrency=1 --loglevel=INFO
+	$(BIN)/celery -A config worker -Q default,training,scoring --concurrency=1 --loglevel=INFO
 
 clean:
 	rm -rf var staticfiles .pytest_cache .ruff_cache .mypy_cache

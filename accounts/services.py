@@ -7,11 +7,13 @@ from django.db import transaction
 
 from accounts.models import UserPreference
 from accounts.roles import ROLE_PERMISSIONS, Role
-from config.errors import ApplicationError
+from core.errors import ApplicationError
 
 
-def roles_ensure(*, apps: Any = None) -> None:
-    """Create the role groups with exactly their permissions (idempotent; run by a migration and load_demo)."""
+def roles_ensure(*, apps: Any = None, strict: bool = True) -> None:
+    """Create the role groups with exactly their permissions (idempotent). Run after every migrate (post_migrate,
+    see accounts/apps.py), so a new permission in accounts/roles.py needs no migration of its own. strict=False
+    passes over permissions whose app has not been migrated yet: post_migrate comes once per app."""
     group_model = apps.get_model("auth", "Group") if apps else Group
     permission_model = apps.get_model("auth", "Permission") if apps else Permission
     for role, names in ROLE_PERMISSIONS.items():
@@ -21,7 +23,9 @@ def roles_ensure(*, apps: Any = None) -> None:
             app_label, codename = name.split(".")
             permission = permission_model.objects.filter(content_type__app_label=app_label, codename=codename).first()
             if permission is None:
-                raise RuntimeError(f"Permission {name} does not exist: run migrate first.")
+                if strict:
+                    raise RuntimeError(f"Permission {name} does not exist: run migrate first.")
+                continue
             permissions.append(permission)
         group.permissions.set(permissions)
 

@@ -6,7 +6,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from accounts.services import user_language_set
-from config.errors import ApplicationError
+from core.errors import ApplicationError
 
 
 @require_POST

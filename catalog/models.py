@@ -13,6 +13,8 @@ from django.db.models import Q
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from core.models import Job
+
 
 def language_is_chinese(language: str | None = None) -> bool:
     return (language or get_language() or "en").lower().startswith("zh")
@@ -164,28 +166,18 @@ class ImportKind(models.TextChoices):
     PRODUCTS = "products", _("products")
 
 
-class ImportStatus(models.TextChoices):
-    QUEUED = "queued", _("queued")
-    RUNNING = "running", _("running")
-    SUCCEEDED = "succeeded", _("succeeded")
-    FAILED = "failed", _("failed")
-
-
-class ImportJob(models.Model):
-    """An uploaded file and what importing it did. The worker reports progress here; the page polls it."""
+class ImportJob(Job):
+    """An uploaded file and what importing it did. The worker reports progress here; the page polls it. Written
+    in chunks: a worker lost mid-write is resumed from the chunks not written (`chunks_written` and the counts so far
+    are saved with each chunk), so an import ends complete, never half-applied."""
 
     kind = models.CharField(max_length=20, choices=ImportKind.choices)
-    status = models.CharField(max_length=20, choices=ImportStatus.choices, default=ImportStatus.QUEUED)
     file = models.FileField(upload_to="imports/%Y/%m/")
     original_name = models.CharField(max_length=255)
     file_format = models.CharField(max_length=20)
     options = models.JSONField(default=dict, blank=True)
     batch = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     phase = models.CharField(max_length=20, blank=True)
     bytes_total = models.BigIntegerField(default=0)
     bytes_done = models.BigIntegerField(default=0)
@@ -196,7 +188,11 @@ class ImportJob(models.Model):
     rows_invalid = models.PositiveIntegerField(default=0)
     # Rows whose category was left alone because a person had verified a different one.
     rows_kept_verified = models.PositiveIntegerField(default=0)
+    categories_created = models.PositiveIntegerField(default=0)
+    # Chunks of valid rows written so far (each in its own transaction, with these counts): where a resume starts.
+    chunks_written = models.PositiveIntegerField(default=0)
     written = models.BooleanField(default=False)
+    # The report's summary line ("3 invalid row(s): nothing was written"); `error` says why a job itself failed.
     message = models.TextField(blank=True)
 
     class Meta:
@@ -206,19 +202,12 @@ class ImportJob(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} import #{self.pk} ({self.original_name})"
 
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (ImportStatus.SUCCEEDED, ImportStatus.FAILED)
-
-    @property
-    def percent(self) -> int:
-        if self.is_finished:
-            return 100
-        if not self.bytes_total:
-            return 0
+    def progress(self) -> tuple[int, int]:
         # Validation reads the file once and writing reads it again: each pass is half of the bar.
+        if not self.bytes_total:
+            return (0, 0)
         share = min(self.bytes_done / self.bytes_total, 1.0)
-        return int(50 * share) + (50 if self.phase == "writing" else 0)
+        return (int(50 * share) + (50 if self.phase == "writing" else 0), 100)
 
 
 class ImportRowError(models.Model):

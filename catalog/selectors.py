@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Case, Q, QuerySet, Value, When
 
 from catalog.models import Category, CategoryChange, ImportJob, Product
-from config.errors import NotFoundError
+from core.errors import NotFoundError
 
 
 @dataclass(frozen=True)

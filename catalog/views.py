@@ -16,8 +16,8 @@ from catalog.models import CategorySource
 from catalog.services.exports import products_export_csv, products_export_jsonl
 from catalog.services.jobs import import_job_create
 from catalog.services.products import product_category_set
-from config.errors import ApplicationError, NotFoundError
-from config.http import HtmxHttpRequest, signed_in
+from core.errors import ApplicationError, NotFoundError
+from core.http import HtmxHttpRequest, signed_in
 
 
 def _filters(form: ProductFilterForm) -> selectors.ProductFilters:

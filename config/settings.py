@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "template_partials",
+    "core",
     "accounts",
     "catalog",
     "mlcore",
@@ -147,6 +148,29 @@ MEDIA_URL = "media/"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
+# --- Jobs (core/jobs.py): every long job's lifecycle ---------------------------------------------------------------
+# A running job's worker writes a heartbeat this often; one silent for JOBS_STALE_AFTER_SECONDS is taken to be dead
+# (the fallback: a lost worker on this host, or one that answers Celery's inspect, is recognised at once).
+JOBS_HEARTBEAT_SECONDS = env.int("JOBS_HEARTBEAT_SECONDS", default=10)
+JOBS_STALE_AFTER_SECONDS = env.int("JOBS_STALE_AFTER_SECONDS", default=300)
+# Claims of one job (or one re-scoring chunk) before it fails with its cause: a job that kills its worker each time
+# (out of memory, a hard time limit) must end, not loop.
+JOBS_MAX_ATTEMPTS = env.int("JOBS_MAX_ATTEMPTS", default=3)
+# The reaper's pass (Celery beat), and how long a queued or idle job waits before its message counts as lost.
+JOBS_REAP_EVERY_SECONDS = env.int("JOBS_REAP_EVERY_SECONDS", default=60)
+JOBS_REQUEUE_AFTER_SECONDS = env.int("JOBS_REQUEUE_AFTER_SECONDS", default=120)
+# Time limits per task kind (soft: the job fails with this cause; hard: the worker's child is killed, and the claim
+# rule takes it from there). A training run of a large catalog on a CPU can take many hours.
+JOBS_TIME_LIMITS = {
+    "training": env.int("JOBS_TRAINING_TIME_LIMIT", default=12 * 3600),
+    "scoring": env.int("JOBS_CHUNK_TIME_LIMIT", default=15 * 60),
+    "import": env.int("JOBS_IMPORT_TIME_LIMIT", default=2 * 3600),
+    "label_audit": env.int("JOBS_LABEL_AUDIT_TIME_LIMIT", default=2 * 3600),
+}
+# A task's hard limit is its soft one plus this: time to write the failure down.
+JOBS_HARD_LIMIT_GRACE = 120
+
+
 # --- Celery -------------------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -160,16 +184,31 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     for _sub in ("queue", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+    # Redis hands an unacknowledged message out again after the visibility timeout: it must be longer than any
+    # task's hard time limit, or a live training run's message would be delivered twice (core/jobs.py relies on it).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": max(JOBS_TIME_LIMITS.values()) + JOBS_HARD_LIMIT_GRACE + 3600,
+        "socket_connect_timeout": 5,
+    }
 # Progress and results live in our own database rows (ImportJob, TrainingRun, ...): no result backend to run.
 CELERY_TASK_IGNORE_RESULT = True
+# Queues: `default` (imports, the reaper), `training` (training runs, label checks) and `scoring` (re-scoring
+# chunks), so that chunks never wait hours behind a training run. GPU workers take `training,scoring` (one card) or
+# one queue each (README: "When a worker dies", docker-compose.yml).
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"mlcore.tasks.*": {"queue": "ml"}}
-CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_ROUTES = {
+    "mlcore.tasks.training_run_task": {"queue": "training"},
+    "mlcore.tasks.label_audit_task": {"queue": "training"},
+    "mlcore.tasks.rescore_chunk_task": {"queue": "scoring"},
+}
+CELERY_TASK_ACKS_LATE = False  # per task: only the idempotent ones (core.tasks.durable_task) are acked late
+# One message at a time per process: a long ML task must not hold a second one hostage.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "reap-jobs": {"task": "core.tasks.jobs_reap_task", "schedule": float(JOBS_REAP_EVERY_SECONDS)},
+}
 
 # --- REST API -----------------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -182,7 +221,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Shelfwise API",
@@ -194,8 +233,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Several models have a `status`; name each enum after its own choices instead of a hash.
     "ENUM_NAME_OVERRIDES": {
-        "ImportStatusEnum": "catalog.models.ImportStatus",
-        "RunStatusEnum": "mlcore.models.RunStatus",
+        "JobStatusEnum": "core.models.JobStatus",
         "ModelVersionStatusEnum": "mlcore.models.ModelVersionStatus",
         "ImportKindEnum": "catalog.models.ImportKind",
         "AnnotationKindEnum": "labeling.models.AnnotationKind",

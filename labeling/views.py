@@ -8,8 +8,8 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog.selectors import category_search, product_history
-from config.errors import ApplicationError
-from config.http import HtmxHttpRequest, signed_in
+from core.errors import ApplicationError
+from core.http import HtmxHttpRequest, signed_in
 from labeling.models import LabelingQueue
 from labeling.selectors import agreement_report, annotator_stats, last_answer, review_item_detail, review_queue
 from labeling.services.annotations import annotation_flag, annotation_skip, annotation_submit, annotation_undo

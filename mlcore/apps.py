@@ -7,3 +7,24 @@ from django.utils.translation import gettext_lazy as _
 class MlcoreConfig(AppConfig):
     name = "mlcore"
     verbose_name = _("Models")
+
+    def ready(self) -> None:
+        # The reaper (core/jobs.py) recovers these kinds; the services import torch only inside their functions.
+        from core.jobs import JobKind, job_kind_register
+        from mlcore.models import LabelAudit, RescoreJob, TrainingRun
+        from mlcore.services.label_audit import label_audit_enqueue
+        from mlcore.services.rescoring import rescore_job_enqueue
+        from mlcore.services.training import training_run_ended, training_run_enqueue
+
+        job_kind_register(
+            JobKind(model=TrainingRun, queue="training", enqueue=training_run_enqueue, on_ended=training_run_ended)
+        )
+        job_kind_register(
+            JobKind(
+                model=RescoreJob,
+                queue="scoring",
+                enqueue=lambda pk: rescore_job_enqueue(job_id=pk),
+                chunked=True,
+            )
+        )
+        job_kind_register(JobKind(model=LabelAudit, queue="training", enqueue=label_audit_enqueue))

@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Category, Product
+from core.models import Job, Lease
 
 
 class TrainingMethod(models.TextChoices):
@@ -68,32 +69,16 @@ class ModelVersion(models.Model):
         return f"v{self.number}"
 
 
-class RunStatus(models.TextChoices):
-    QUEUED = "queued", _("queued")
-    RUNNING = "running", _("running")
-    SUCCEEDED = "succeeded", _("succeeded")
-    FAILED = "failed", _("failed")
-    CANCELLED = "cancelled", _("cancelled")
+class TrainingRun(Job):
+    """Trains one ModelVersion. Its checkpoints outlive a lost worker: the next claim resumes from the latest."""
 
-
-FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
-
-
-class TrainingRun(models.Model):
     model_version = models.OneToOneField(ModelVersion, on_delete=models.CASCADE, related_name="training_run")
-    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
     step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField(default=0)
     epoch = models.FloatField(default=0)
     losses = models.JSONField(default=list, blank=True)
     evaluations = models.JSONField(default=list, blank=True)
     device = models.CharField(max_length=20, blank=True)
-    cancel_requested = models.BooleanField(default=False)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -102,11 +87,8 @@ class TrainingRun(models.Model):
     def __str__(self) -> str:
         return f"training of {self.model_version} ({self.status})"
 
-    @property
-    def percent(self) -> int:
-        if self.status in FINISHED:
-            return 100
-        return int(100 * self.step / self.total_steps) if self.total_steps else 0
+    def progress(self) -> tuple[int, int]:
+        return (self.step, self.total_steps)
 
 
 class TestSetItem(models.Model):
@@ -121,21 +103,17 @@ class TestSetItem(models.Model):
         return f"test item {self.product_id}"
 
 
-class RescoreJob(models.Model):
-    """Writes a prediction for every product. model_version null: zero-shot scores from the pretrained encoder."""
+class RescoreJob(Job):
+    """Writes a prediction for every product. model_version null: zero-shot scores from the pretrained encoder.
+    A chunked job: its chunks are claimed one by one (RescoreChunk), and its heartbeat is the last chunk's."""
 
     model_version = models.ForeignKey(
         ModelVersion, on_delete=models.CASCADE, null=True, blank=True, related_name="rescore_jobs"
     )
-    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
     chunks_total = models.PositiveIntegerField(default=0)
     chunks_done = models.PositiveIntegerField(default=0)
     products_total = models.PositiveIntegerField(default=0)
     products_done = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -143,14 +121,13 @@ class RescoreJob(models.Model):
     def __str__(self) -> str:
         return f"rescore {self.model_version or 'zero-shot'} ({self.status})"
 
-    @property
-    def percent(self) -> int:
-        if self.status == RunStatus.SUCCEEDED:
-            return 100
-        return int(100 * self.products_done / self.products_total) if self.products_total else 0
+    def progress(self) -> tuple[int, int]:
+        return (self.products_done, self.products_total)
 
 
-class RescoreChunk(models.Model):
+class RescoreChunk(Lease):
+    """One id range of a re-scoring job, leased by the worker scoring it (a redelivered twin waits for it)."""
+
     job = models.ForeignKey(RescoreJob, on_delete=models.CASCADE, related_name="chunks")
     first_id = models.BigIntegerField()
     last_id = models.BigIntegerField()
@@ -207,24 +184,19 @@ class Prediction(models.Model):
         return f"{self.product_id}: {self.category_id} ({self.confidence:.2f})"
 
 
-class LabelAudit(models.Model):
+class LabelAudit(Job):
     """A confident-learning check of every verified label (mlcore/engine/label_audit.py). Its findings are
     LabelIssue rows; the labeling app turns them into review items (signal `label_issues_found`)."""
 
-    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
     method = models.CharField(max_length=500, blank=True)
     labels_checked = models.PositiveIntegerField(default=0)
     labels_skipped = models.PositiveIntegerField(default=0)
     issues_found = models.PositiveIntegerField(default=0)
     # Share of checked labels the held-out model agrees with: a low figure means the check itself is weak.
     agreement = models.FloatField(null=True, blank=True)
-    error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

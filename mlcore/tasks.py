@@ -1,25 +1,32 @@
-"""Celery tasks of the `ml` queue: ids in, one service call each (torch is imported inside the services)."""
+"""Celery tasks of the `training` and `scoring` queues: ids in, one service call each (torch is imported inside the
+services). Soft time limits fail the job with that cause; the hard limit kills the child, and the job's claim rule
+takes it from there (core/jobs.py)."""
 
 from __future__ import annotations
 
-from config.tasks import durable_task
+from django.conf import settings
+
+from core.tasks import durable_task
+
+_LIMITS = settings.JOBS_TIME_LIMITS
+_GRACE = settings.JOBS_HARD_LIMIT_GRACE
 
 
-@durable_task()
+@durable_task(soft_time_limit=_LIMITS["training"], time_limit=_LIMITS["training"] + _GRACE)
 def training_run_task(self: object, run_id: int) -> None:
     from mlcore.services.training import training_run_execute
 
     training_run_execute(run_id=run_id)
 
 
-@durable_task()
+@durable_task(soft_time_limit=_LIMITS["scoring"], time_limit=_LIMITS["scoring"] + _GRACE)
 def rescore_chunk_task(self: object, job_id: int, first_id: int, last_id: int) -> None:
     from mlcore.services.rescoring import rescore_chunk
 
     rescore_chunk(job_id=job_id, first_id=first_id, last_id=last_id)
 
 
-@durable_task()
+@durable_task(soft_time_limit=_LIMITS["label_audit"], time_limit=_LIMITS["label_audit"] + _GRACE)
 def label_audit_task(self: object, audit_id: int) -> None:
     from mlcore.services.label_audit import label_audit_execute
 

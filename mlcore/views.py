@@ -10,8 +10,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from catalog.selectors import product_get
-from config.errors import ApplicationError, NotFoundError
-from config.http import HtmxHttpRequest, signed_in
+from core.errors import ApplicationError, NotFoundError
+from core.http import HtmxHttpRequest, signed_in
 from mlcore.forms import TrainingStartForm
 from mlcore.models import LabelAudit, ModelVersion, RescoreJob, TrainingRun
 from mlcore.selectors import product_confident_category, product_suggestions

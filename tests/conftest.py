@@ -82,7 +82,12 @@ def celery_worker(transactional_db) -> Iterator[None]:
 
     app.control.purge()
     with start_worker(
-        app, pool="solo", perform_ping_check=False, queues=["default", "ml"], loglevel="WARNING", shutdown_timeout=30
+        app,
+        pool="solo",
+        perform_ping_check=False,
+        queues=["default", "training", "scoring"],
+        loglevel="WARNING",
+        shutdown_timeout=30,
     ):
         yield
 

@@ -11,7 +11,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from catalog import selectors
-from catalog.api.permissions import CatalogPermission
 from catalog.api.serializers import (
     CategorySerializer,
     CategoryUpdateSerializer,
@@ -26,8 +25,9 @@ from catalog.models import Category, CategorySource, ImportJob, Product
 from catalog.services.jobs import import_job_create
 from catalog.services.products import product_category_set, product_create, product_update
 from catalog.services.taxonomy import category_update
-from config.errors import ApplicationError
-from config.http import signed_in
+from core.api import RequiredPermission
+from core.errors import ApplicationError
+from core.http import signed_in
 
 
 class ProductCursorPagination(CursorPagination):
@@ -74,7 +74,7 @@ class ProductViewSet(
     viewsets.GenericViewSet[Product],
 ):
     serializer_class = ProductSerializer
-    permission_classes = [CatalogPermission]
+    permission_classes = [RequiredPermission]
     pagination_class = ProductCursorPagination
     read_perm = "catalog.view_product"
     write_perm = "catalog.change_product"
@@ -136,7 +136,7 @@ class ProductViewSet(
 )
 class CategoryViewSet(mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet[Category]):
     serializer_class = CategorySerializer
-    permission_classes = [CatalogPermission]
+    permission_classes = [RequiredPermission]
     read_perm = "catalog.view_category"
     write_perm = "catalog.edit_taxonomy"
     filter_backends: list[Any] = []
@@ -179,7 +179,7 @@ class CategoryViewSet(mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet[Cat
 
 class ImportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[ImportJob]):
     serializer_class = ImportJobSerializer
-    permission_classes = [CatalogPermission]
+    permission_classes = [RequiredPermission]
     parser_classes = [MultiPartParser, FormParser]
     read_perm = "catalog.import_products"
     write_perm = "catalog.import_products"

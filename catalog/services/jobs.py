@@ -10,19 +10,19 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.utils import timezone
 
-from catalog.models import ImportJob, ImportKind, ImportRowError, ImportStatus
-from catalog.services.products import ProductImportReport, product_import
+from catalog.models import ImportJob, ImportKind, ImportRowError
+from catalog.services.products import ProductImportReport, WrittenSoFar, product_import
 from catalog.services.reading import FORMATS, FileFormatError, guess_format
 from catalog.services.taxonomy import LANGUAGES, TaxonomyReport, taxonomy_import
-from config.errors import ApplicationError
+from core.broker import broker_check
+from core.errors import ApplicationError
+from core.jobs import JobCancelled, JobLost, JobRun, describe_failure, job_cancel, job_claim, job_enqueue_on_commit
+from core.models import JobStatus
 
 logger = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 2 * 1024**3
-# A job whose worker has not reported for this long is taken to be dead and may be run again.
-STALE_AFTER_SECONDS = 300
 PRODUCT_OPTIONS = {"dry_run", "keep_valid", "create_categories"}
 TAXONOMY_OPTIONS = {"dry_run", "keep_valid", "archive_missing", "language", "release"}
 
@@ -45,6 +45,7 @@ def import_job_create(
     file_format = file_format or guess_format(name)
     if file_format not in FORMATS:
         raise FileFormatError(f"Unknown format '{file_format}': use one of {', '.join(FORMATS)}.")
+    broker_check()  # before anything is recorded: a clear 503 instead of a job that never starts
     allowed = PRODUCT_OPTIONS if kind == ImportKind.PRODUCTS else TAXONOMY_OPTIONS
     options = {k: v for k, v in (options or {}).items() if k in allowed}
     if options.get("language", "en") not in LANGUAGES:
@@ -60,44 +61,32 @@ def import_job_create(
         )
         job.file.save(f"{uuid.uuid4().hex}-{Path(name).name}"[:200], upload, save=False)
         job.save()
-        from catalog.tasks import import_job_run_task
-
-        transaction.on_commit(lambda: import_job_run_task.delay(job.pk))
-    return job
-
-
-def _claim(job_id: int) -> ImportJob | None:
-    """Take the job for this worker, unless it is finished or another worker is alive on it (a redelivery)."""
-    with transaction.atomic():
-        job = ImportJob.objects.select_for_update().filter(pk=job_id).first()
-        if job is None:
-            logger.warning("import job %s does not exist", job_id)
-            return None
-        if job.is_finished:
-            return None
-        now = timezone.now()
-        if (
-            job.status == ImportStatus.RUNNING
-            and job.heartbeat_at
-            and (now - job.heartbeat_at).total_seconds() < STALE_AFTER_SECONDS
-        ):
-            logger.info("import job %s is running elsewhere", job_id)
-            return None
-        job.status = ImportStatus.RUNNING
-        job.started_at = job.started_at or now
-        job.heartbeat_at = now
-        job.save(update_fields=["status", "started_at", "heartbeat_at"])
+        job_enqueue_on_commit(job, lambda: import_job_enqueue(job.pk))
     return job
 
 
 def import_job_run(*, job_id: int) -> None:
-    job = _claim(job_id)
-    if job is None:
+    """Run the import on this worker under the job lifecycle (core/jobs.py). A redelivered or re-sent task whose
+    first worker was lost resumes: the chunks it wrote are skipped, the counts go on from what they saved."""
+    run = job_claim(ImportJob, job_id)
+    if run is None:
         return
+    job = run.job
+    assert isinstance(job, ImportJob)
 
     def progress(phase: str, done: int, total: int) -> None:
-        ImportJob.objects.filter(pk=job.pk).update(
-            phase=phase, bytes_done=done, bytes_total=total, heartbeat_at=timezone.now()
+        run.beat(force=phase != job.phase, phase=phase, bytes_done=done, bytes_total=total)
+        job.phase = phase
+
+    def chunk_written(number: int, report: ProductImportReport) -> None:
+        # In the chunk's transaction: the counts are saved with the rows they count, or not at all.
+        run.beat(
+            chunks_written=number,
+            rows_created=report.created,
+            rows_updated=report.updated,
+            rows_unchanged=report.unchanged,
+            rows_kept_verified=report.kept_verified,
+            categories_created=report.categories_created,
         )
 
     options = job.options
@@ -105,6 +94,17 @@ def import_job_run(*, job_id: int) -> None:
     report: ProductImportReport | TaxonomyReport
     try:
         if job.kind == ImportKind.PRODUCTS:
+            resume = None
+            if job.chunks_written or job.categories_created:
+                resume = WrittenSoFar(
+                    chunks=job.chunks_written,
+                    created=job.rows_created,
+                    updated=job.rows_updated,
+                    unchanged=job.rows_unchanged,
+                    kept_verified=job.rows_kept_verified,
+                    categories_created=job.categories_created,
+                )
+                logger.info("import job %s resumes after chunk %s", job.pk, job.chunks_written)
             report = product_import(
                 path=path,
                 file_format=job.file_format,
@@ -114,8 +114,11 @@ def import_job_run(*, job_id: int) -> None:
                 keep_valid=bool(options.get("keep_valid")),
                 create_categories=bool(options.get("create_categories")),
                 progress=progress,
+                resume=resume,
+                on_chunk_written=chunk_written,
             )
         else:
+            # One transaction: a lost worker leaves nothing, and the next delivery imports the file again.
             report = taxonomy_import(
                 path=path,
                 file_format=job.file_format,
@@ -126,29 +129,34 @@ def import_job_run(*, job_id: int) -> None:
                 archive_missing=bool(options.get("archive_missing")),
                 progress=progress,
             )
+    except JobLost:
+        logger.warning("import job %s was taken over by another worker; this one stops", job.pk)
+        return
+    except JobCancelled:
+        job.refresh_from_db()
+        written = job.rows_created + job.rows_updated + job.rows_unchanged
+        message = (
+            f"Cancelled while writing: the first {written} valid row(s) were imported, the rest were not. "
+            "Importing the same file again completes it (rows already there are left unchanged)."
+            if job.chunks_written
+            else "Cancelled before anything was written."
+        )
+        run.finish(JobStatus.CANCELLED, error="Cancelled.", message=message, written=bool(job.chunks_written))
+        return
     except ApplicationError as exc:
-        _finish(job, status=ImportStatus.FAILED, message=exc.message)
+        run.finish(JobStatus.FAILED, error=exc.message, message=exc.message)
         return
     except Exception as exc:
         logger.exception("import job %s failed", job.pk)
-        _finish(job, status=ImportStatus.FAILED, message=f"The import stopped on an internal error: {exc}")
+        message = describe_failure(exc, what="The import")
+        run.finish(JobStatus.FAILED, error=message, message=message)
         raise
-    _finish_with_report(job, report)
+    _finish_with_report(run, report)
 
 
-def _finish_with_report(job: ImportJob, report: ProductImportReport | TaxonomyReport) -> None:
-    ImportRowError.objects.filter(job=job).delete()
-    ImportRowError.objects.bulk_create(
-        ImportRowError(job=job, line=e.line, field=e.field[:100], reason=e.reason[:500], value=e.value[:200])
-        for e in report.errors
-    )
-    job.rows_seen = report.rows
-    job.rows_created = report.created
-    job.rows_updated = report.updated
-    job.rows_unchanged = report.unchanged
-    job.rows_invalid = report.invalid
-    job.rows_kept_verified = getattr(report, "kept_verified", 0)
-    job.written = report.written
+def _finish_with_report(run: JobRun, report: ProductImportReport | TaxonomyReport) -> None:
+    job = run.job
+    assert isinstance(job, ImportJob)
     if report.written and not report.errors:
         message = ""
     elif report.written:
@@ -157,15 +165,35 @@ def _finish_with_report(job: ImportJob, report: ProductImportReport | TaxonomyRe
         message = "Dry run: nothing was written."
     else:
         message = f"{report.invalid} invalid row(s): nothing was written. Fix them and import again."
-    _finish(
-        job,
-        status=ImportStatus.FAILED if report.errors and not report.written else ImportStatus.SUCCEEDED,
-        message=message,
-    )
+    failed = bool(report.errors and not report.written)
+    with transaction.atomic():
+        finished = run.finish(
+            JobStatus.FAILED if failed else JobStatus.SUCCEEDED,
+            error=message if failed else "",
+            message=message,
+            rows_seen=report.rows,
+            rows_created=report.created,
+            rows_updated=report.updated,
+            rows_unchanged=report.unchanged,
+            rows_invalid=report.invalid,
+            rows_kept_verified=getattr(report, "kept_verified", 0),
+            categories_created=getattr(report, "categories_created", 0),
+            written=report.written,
+        )
+        if not finished:
+            return
+        ImportRowError.objects.filter(job=job).delete()
+        ImportRowError.objects.bulk_create(
+            ImportRowError(job=job, line=e.line, field=e.field[:100], reason=e.reason[:500], value=e.value[:200])
+            for e in report.errors
+        )
 
 
-def _finish(job: ImportJob, *, status: str, message: str) -> None:
-    job.status = status
-    job.message = message
-    job.finished_at = timezone.now()
-    job.save()
+def import_job_cancel(*, job_id: int) -> ImportJob:
+    return job_cancel(ImportJob, job_id)
+
+
+def import_job_enqueue(job_id: int) -> None:
+    from catalog.tasks import import_job_run_task
+
+    import_job_run_task.delay(job_id)

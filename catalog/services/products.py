@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from catalog.services.reading import (
     no_progress,
 )
 from catalog.services.taxonomy import PATH_SEPARATOR, _path_id, _split_path, tree_rebuild
-from config.errors import ApplicationError, ConflictError, NotFoundError
+from core.errors import ApplicationError, ConflictError, NotFoundError
 
 KNOWN_COLUMNS = ("sku", "title", "description", "brand", "category", "attributes")
 LIMITS = {"sku": 100, "title": 1000, "brand": 255}
@@ -43,6 +43,18 @@ class ProductRow:
     attributes: dict[str, Any]
     category_ref: str  # "" leaves the category alone
     category_id: int | None = None
+
+
+@dataclass(frozen=True)
+class WrittenSoFar:
+    """What an interrupted import had written: the next run skips these chunks and goes on counting from here."""
+
+    chunks: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    kept_verified: int = 0
+    categories_created: int = 0
 
 
 @dataclass
@@ -242,11 +254,17 @@ def product_import(
     keep_valid: bool = False,
     create_categories: bool = False,
     progress: ProgressCallback = no_progress,
+    resume: WrittenSoFar | None = None,
+    on_chunk_written: Callable[[int, ProductImportReport], None] | None = None,
 ) -> ProductImportReport:
     """Upsert products by SKU from a CSV/TSV/JSONL file, streamed twice: validate everything, then write.
 
     Nothing is written when any row is invalid, unless keep_valid. A re-import changes only what changed; a category
     that a person verified is never overwritten by an import (counted as kept_verified instead).
+
+    Chunks are written in transactions of their own; on_chunk_written(n, report) runs inside each (n = chunks
+    written so far, 0 after the new categories), so the caller can record the counts with the rows they describe.
+    resume skips the chunks an interrupted run wrote and starts from its counts.
     """
     file_format = file_format or guess_format(path.name)
     chunk_size = settings.CATALOG_IMPORT_CHUNK_SIZE
@@ -256,16 +274,31 @@ def product_import(
         pass
     if validation.error_count and not keep_valid:
         return validation
-    report = ProductImportReport(dry_run=dry_run)
+    done = resume or WrittenSoFar()
+    report = ProductImportReport(
+        dry_run=dry_run,
+        created=done.created,
+        updated=done.updated,
+        unchanged=done.unchanged,
+        kept_verified=done.kept_verified,
+        categories_created=done.categories_created,
+    )
     batch = batch or uuid.uuid4()
     if dry_run:
         report.categories_created = len(resolver.to_create)
     else:
         with transaction.atomic():
-            report.categories_created = resolver.create_pending()
-    for chunk in _chunks(_iter_rows(path, file_format, resolver, progress, "writing"), report, chunk_size):
+            report.categories_created += resolver.create_pending()
+            if on_chunk_written and not done.chunks:
+                on_chunk_written(0, report)
+    rows = _chunks(_iter_rows(path, file_format, resolver, progress, "writing"), report, chunk_size)
+    for number, chunk in enumerate(rows, start=1):
+        if number <= done.chunks:
+            continue  # written before the worker was lost; the rows are still read, for the report's row counts
         with transaction.atomic():
             _write_chunk(chunk, report, actor=actor, batch=batch, dry_run=dry_run, resolver=resolver)
+            if on_chunk_written:
+                on_chunk_written(number, report)
     report.written = not dry_run
     return report
 

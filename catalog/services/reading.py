@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from config.errors import ApplicationError
+from core.errors import ApplicationError
 
 # csv's default 128 KiB cap rejects long but legitimate product descriptions.
 csv.field_size_limit(16 * 1024 * 1024)

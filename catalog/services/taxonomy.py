@@ -357,7 +357,7 @@ def category_update(
     is_active: bool | None = None,
 ) -> Category:
     """Rename, move (parent_id, None for a root) or archive one category; its subtree's paths follow."""
-    from config.errors import ApplicationError, NotFoundError
+    from core.errors import ApplicationError, NotFoundError
 
     with transaction.atomic():
         category = Category.objects.select_for_update().filter(pk=category_id).first()

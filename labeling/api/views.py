@@ -9,10 +9,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.api.permissions import CatalogPermission
 from catalog.api.serializers import ProductSerializer
-from config.errors import NotFoundError
-from config.http import signed_in
+from core.api import RequiredPermission
+from core.errors import NotFoundError
+from core.http import signed_in
 from labeling.models import Annotation, LabelingQueue, ReviewItem
 from labeling.services.annotations import annotation_flag, annotation_skip, annotation_submit, annotation_undo
 from labeling.services.queue import queue_next
@@ -54,7 +54,7 @@ class QueueItemSerializer(serializers.Serializer[Any]):
 
 
 class QueueNextView(APIView):
-    permission_classes = [CatalogPermission]
+    permission_classes = [RequiredPermission]
     read_perm = "labeling.add_annotation"
     write_perm = "labeling.add_annotation"
 
@@ -84,7 +84,7 @@ class QueueNextView(APIView):
 class AnnotationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Annotation]):
     serializer_class = AnnotationSerializer
     queryset = Annotation.objects.all()
-    permission_classes = [CatalogPermission]
+    permission_classes = [RequiredPermission]
     read_perm = "labeling.add_annotation"
     write_perm = "labeling.add_annotation"
     filter_backends: list[Any] = []
@@ -166,7 +166,7 @@ class ReviewItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         .select_related("product", "product__category")
         .order_by("created_at")
     )
-    permission_classes = [CatalogPermission]
+    permission_classes = [RequiredPermission]
     read_perm = "labeling.view_reviewitem"
     write_perm = "labeling.change_reviewitem"
     filter_backends: list[Any] = []
@@ -210,7 +210,7 @@ class LabelingQueueViewSet(
 
     serializer_class = LabelingQueueSerializer
     queryset = LabelingQueue.objects.select_related("category").order_by("name")
-    permission_classes = [CatalogPermission]
+    permission_classes = [RequiredPermission]
     read_perm = "labeling.view_labelingqueue"
     write_perm = "labeling.change_labelingqueue"
     filter_backends: list[Any] = []

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from catalog.models import Category, CategoryChange, CategorySource, Product
 from catalog.services.products import product_category_revert, product_category_set
-from config.errors import ApplicationError, ConflictError, NotFoundError
+from core.errors import ApplicationError, ConflictError, NotFoundError
 from labeling.models import Annotation, AnnotationKind, Lease, ReviewItem, ReviewReason
 from labeling.services.queue import has_room, lease_grant, overlap
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from catalog.models import Category, CategorySource, Product
 from catalog.services.products import product_category_set
-from config.errors import ConflictError, NotFoundError
+from core.errors import ConflictError, NotFoundError
 from labeling.models import ReviewItem, ReviewReason
 
 

@@ -9,9 +9,9 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from catalog.api.permissions import CatalogPermission
 from catalog.selectors import product_get
-from config.http import signed_in
+from core.api import RequiredPermission
+from core.http import signed_in
 from mlcore.api.serializers import (
     LabelAuditSerializer,
     LabelIssueSerializer,
@@ -30,7 +30,7 @@ from mlcore.services.training import model_version_activate, training_run_cancel
 
 class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet[ModelVersion]):
     serializer_class = ModelVersionSerializer
-    permission_classes = [CatalogPermission]
+    permission_classes = [RequiredPermission]
     read_perm = "mlcore.view_modelversion"
     write_perm = "mlcore.change_modelversion"
     queryset = ModelVersion.objects.all()
@@ -55,7 +55,7 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet[ModelVersion]):
 
 class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[TrainingRun]):
     serializer_class = TrainingRunSerializer
-    permission_classes = [CatalogPermission]
+    permission_classes = [RequiredPermission]
     read_perm = "mlcore.view_trainingrun"
     write_perm = "mlcore.add_trainingrun"
     queryset = TrainingRun.objects.select_related("model_version")
@@ -77,7 +77,7 @@ class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
 class RescoreJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[RescoreJob]):
     serializer_class = RescoreJobSerializer
-    permission_classes = [CatalogPermission]
+    permission_classes = [RequiredPermission]
     read_perm = "mlcore.view_rescorejob"
     write_perm = "mlcore.add_rescorejob"
     queryset = RescoreJob.objects.select_related("model_version")
@@ -93,7 +93,7 @@ class RescoreJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
 class LabelAuditViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[LabelAudit]):
     serializer_class = LabelAuditSerializer
-    permission_classes = [CatalogPermission]
+    permission_classes = [RequiredPermission]
     read_perm = "mlcore.view_labelaudit"
     write_perm = "mlcore.add_labelaudit"
     queryset = LabelAudit.objects.all()
@@ -117,7 +117,7 @@ class LabelAuditViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
 @extend_schema(responses=SuggestionSerializer(many=True))
 @api_view(["GET"])
-@permission_classes([CatalogPermission])
+@permission_classes([RequiredPermission])
 def suggestions(request: Request, product_id: int) -> Response:
     """The product's top categories, best first, with confidence and where they came from."""
     product = product_get(product_id=product_id)

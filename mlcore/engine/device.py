@@ -53,3 +53,15 @@ def run_batches(work: Callable[[Batch], None], batches: Iterable[Batch], *, devi
                 future.result()
     finally:
         torch.set_num_threads(threads)
+
+
+def release_memory() -> None:
+    """Give memory held by dropped models back: Python's cycles first, then PyTorch's CUDA cache (a training run
+    started on a worker that scored with a cached model needs that GPU memory)."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")  # a process that never imported torch holds no GPU memory
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()

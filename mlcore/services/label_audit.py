@@ -11,12 +11,13 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.db import IntegrityError, OperationalError, transaction
 
 from catalog.models import Product
-from config.errors import NotFoundError
-from mlcore.models import LabelAudit, LabelIssue, RunStatus
+from core.broker import broker_check
+from core.jobs import JobCancelled, JobLost, JobRun, describe_failure, job_cancel, job_claim, job_enqueue_on_commit
+from core.models import UNFINISHED, JobStatus
+from mlcore.models import LabelAudit, LabelIssue
 from mlcore.signals import label_issues_found
 
 logger = logging.getLogger(__name__)
@@ -28,47 +29,61 @@ def label_audit_start(*, user: User | None, enqueue: bool = True) -> LabelAudit:
     """Queue an audit of every verified label; while one is queued or running, that one is returned instead.
     Two starts at the same moment (a training run's end and an admin's click) cannot both queue one: the database
     holds at most one queued audit, and the loser gets the winner's."""
-    pending = LabelAudit.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).first()
+    pending = LabelAudit.objects.filter(status__in=UNFINISHED).first()
     if pending is not None:
         return pending
+    if enqueue:
+        broker_check()  # before anything is recorded: a clear 503 instead of a check that never starts
     try:
         with transaction.atomic():
             audit = LabelAudit.objects.create(created_by=user, method=AUDIT_METHOD)
             if enqueue:
-                from mlcore.tasks import label_audit_task
-
-                transaction.on_commit(lambda: label_audit_task.delay(audit.pk))
+                job_enqueue_on_commit(audit, lambda: label_audit_enqueue(audit.pk))
     except IntegrityError:
         # The winner may already have been picked up by a worker: queued or running, it is the one.
-        return LabelAudit.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).earliest("pk")
+        return LabelAudit.objects.filter(status__in=UNFINISHED).earliest("pk")
     return audit
 
 
-def label_audit_execute(*, audit_id: int) -> LabelAudit:
-    """Run the audit here. A redelivered task (killed worker) starts it over: the findings are written in one
-    transaction with the final status, so a half-finished audit leaves nothing behind."""
-    with transaction.atomic():
-        audit = LabelAudit.objects.select_for_update().filter(pk=audit_id).first()
-        if audit is None:
-            raise NotFoundError(f"No label audit with id {audit_id}.")
-        if audit.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
-            return audit
-        audit.status, audit.started_at = RunStatus.RUNNING, timezone.now()
-        audit.save(update_fields=["status", "started_at"])
+def label_audit_enqueue(audit_id: int) -> None:
+    from mlcore.tasks import label_audit_task
+
+    label_audit_task.delay(audit_id)
+
+
+def label_audit_cancel(*, audit_id: int) -> LabelAudit:
+    return job_cancel(LabelAudit, audit_id)
+
+
+def label_audit_execute(*, audit_id: int) -> LabelAudit | None:
+    """Run the audit here. One whose worker was lost starts over on the next delivery: the findings are written in
+    one transaction with the final status, so a half-finished audit leaves nothing behind."""
+    run = job_claim(LabelAudit, audit_id)
+    if run is None:
+        return LabelAudit.objects.filter(pk=audit_id).first()
+    audit = run.job
+    assert isinstance(audit, LabelAudit)
     try:
-        _execute(audit)
+        with run.keepalive():
+            _execute(run, audit)
+    except JobLost:
+        logger.warning("label audit %s was taken over by another worker; this one stops", audit_id)
+        return None
+    except JobCancelled:
+        run.finish(JobStatus.CANCELLED, error="Cancelled.")
+        return LabelAudit.objects.get(pk=audit_id)
+    except OperationalError:
+        raise
     except Exception as exc:
         logger.exception("label audit %s failed", audit.pk)
-        LabelAudit.objects.filter(pk=audit.pk).update(
-            status=RunStatus.FAILED, error=f"{exc.__class__.__name__}: {exc}", finished_at=timezone.now()
-        )
+        run.finish(JobStatus.FAILED, error=describe_failure(exc, what="The label check"))
         raise
     audit.refresh_from_db()
     label_issues_found.send(sender=LabelAudit, audit=audit)
     return audit
 
 
-def _execute(audit: LabelAudit) -> None:
+def _execute(run: JobRun, audit: LabelAudit) -> None:
     from mlcore.engine.label_audit import audit_texts
     from mlcore.engine.text import product_text
     from mlcore.engine.types import ProductText
@@ -81,6 +96,7 @@ def _execute(audit: LabelAudit) -> None:
     texts = [product_text(ProductText(title=t, brand=b, description=d)) for _, t, b, d, _ in verified]
     labels = [str(category_id) for *_, category_id in verified]
     result = audit_texts(texts, labels, folds=settings.MLCORE_LABEL_AUDIT_FOLDS)
+    run.beat(force=True)  # cancelled or taken over while it computed: write nothing
     issues = [
         LabelIssue(
             audit=audit,
@@ -93,14 +109,13 @@ def _execute(audit: LabelAudit) -> None:
         for issue in result.issues
     ]
     with transaction.atomic():
-        LabelIssue.objects.filter(audit=audit).delete()
-        LabelIssue.objects.bulk_create(issues, batch_size=1000)
-        LabelAudit.objects.filter(pk=audit.pk).update(
-            status=RunStatus.SUCCEEDED,
+        if not run.finish(
+            JobStatus.SUCCEEDED,
             labels_checked=result.checked,
             labels_skipped=result.skipped,
             issues_found=len(issues),
             agreement=result.agreement if result.checked else None,
-            finished_at=timezone.now(),
-            error="",
-        )
+        ):
+            raise JobLost(f"label audit {audit.pk} was taken over before it finished")
+        LabelIssue.objects.filter(audit=audit).delete()
+        LabelIssue.objects.bulk_create(issues, batch_size=1000)

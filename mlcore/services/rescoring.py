@@ -13,13 +13,15 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from catalog.models import Category, Product
-from config.errors import NotFoundError
-from mlcore.models import ModelVersion, Prediction, RescoreChunk, RescoreJob, RunStatus
+from core.errors import NotFoundError
+from core.jobs import describe_failure, job_cancel, job_end, job_enqueue_on_commit, lease_claim, takeover_reason
+from core.models import FINISHED, UNFINISHED, JobStatus
+from mlcore.models import ModelVersion, Prediction, RescoreChunk, RescoreJob
 from mlcore.services.common import base_model_path, category_hierarchy
 
 logger = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ def rescore_job_start(*, version_id: int | None, enqueue: bool = True) -> Rescor
         if version is None:
             raise NotFoundError(f"No model version with id {version_id}.")
     with transaction.atomic():
-        existing = RescoreJob.objects.filter(model_version=version, status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+        existing = RescoreJob.objects.filter(model_version=version, status__in=UNFINISHED)
         job = existing.first()
         if job is None:
             job = RescoreJob.objects.create(model_version=version)
@@ -55,7 +57,7 @@ def rescore_job_start(*, version_id: int | None, enqueue: bool = True) -> Rescor
             job.chunks_total, job.products_total = len(chunks), count
             job.save(update_fields=["chunks_total", "products_total"])
         if enqueue:
-            transaction.on_commit(lambda: rescore_job_enqueue(job_id=job.pk))
+            job_enqueue_on_commit(job, lambda: rescore_job_enqueue(job_id=job.pk))
     return job
 
 
@@ -68,52 +70,86 @@ def rescore_job_run_here(*, job_id: int) -> RescoreJob:
 
 
 def rescore_job_enqueue(*, job_id: int) -> int:
-    """Send a task for every chunk not done yet (a resume after a killed worker sends only the rest)."""
+    """Send a task for every chunk not done and not held by a live worker (a resume after a lost worker or a lost
+    broker sends only those). Returns how many were sent."""
     from mlcore.tasks import rescore_chunk_task
 
-    pending = list(RescoreChunk.objects.filter(job_id=job_id, done=False).values_list("first_id", "last_id"))
+    pending = []
+    for chunk in RescoreChunk.objects.filter(job_id=job_id, done=False).order_by("first_id"):
+        if chunk.claim_token is not None and takeover_reason(chunk) is None:
+            continue  # a live worker is scoring it
+        pending.append((chunk.first_id, chunk.last_id))
     for first, last in pending:
         rescore_chunk_task.delay(job_id, first, last)
-    if not pending:
+    if not RescoreChunk.objects.filter(job_id=job_id, done=False).exists():
         _finish_if_complete(job_id)
     return len(pending)
 
 
+def rescore_job_cancel(*, job_id: int) -> RescoreJob:
+    """Ends at once: chunks being scored check the job before they write, and the rest return unread."""
+    return job_cancel(RescoreJob, job_id)
+
+
+class _Stop(Exception):
+    """The chunk's job ended (cancelled, failed, superseded) or its lease was taken: write nothing."""
+
+
 def rescore_chunk(*, job_id: int, first_id: int, last_id: int) -> None:
-    chunk = RescoreChunk.objects.select_related("job").filter(job_id=job_id, first_id=first_id).first()
+    """Score one id range and replace its rows, under the chunk's lease: a redelivered twin of a live chunk returns,
+    one whose worker is gone takes over, and a chunk that lost its worker JOBS_MAX_ATTEMPTS times fails the job."""
+    if not RescoreJob.objects.filter(pk=job_id, status__in=UNFINISHED).exists():
+        return
+    chunk, why = lease_claim(RescoreChunk.objects.filter(job_id=job_id, first_id=first_id))
     if chunk is None:
-        logger.warning("rescore chunk %s/%s does not exist", job_id, first_id)
+        if why == "missing":
+            logger.warning("rescore chunk %s/%s does not exist", job_id, first_id)
+        elif why not in ("done", "alive"):
+            job_end(RescoreJob, job_id, status=JobStatus.FAILED, error=f"Products {first_id}-{last_id}: {why}")
         return
-    if chunk.done or chunk.job.status in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
-        return
-    RescoreJob.objects.filter(pk=job_id, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, started_at=timezone.now()
-    )
+    now = timezone.now()
+    RescoreJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(status=JobStatus.RUNNING, started_at=now)
+    RescoreJob.objects.filter(pk=job_id).update(heartbeat_at=now)
+    version_id = RescoreJob.objects.values_list("model_version_id", flat=True).get(pk=job_id)
     products = list(
         Product.objects.filter(id__gte=first_id, id__lte=last_id).values_list("id", "title", "brand", "description")
     )
-    rows = score_products(version_id=chunk.job.model_version_id, products=products)
-    with transaction.atomic():
-        locked = RescoreChunk.objects.select_for_update().get(pk=chunk.pk)
-        if locked.done:  # its twin finished first
-            return
-        Prediction.objects.filter(
-            model_version_id=chunk.job.model_version_id, product_id__gte=first_id, product_id__lte=last_id
-        ).delete()
-        predictions_write(rows=rows, version_id=chunk.job.model_version_id)
-        RescoreChunk.objects.filter(pk=chunk.pk).update(done=True, products=len(rows), finished_at=timezone.now())
-        RescoreJob.objects.filter(pk=job_id).update(
-            chunks_done=F("chunks_done") + 1, products_done=F("products_done") + len(rows)
-        )
+    try:
+        rows = score_products(version_id=version_id, products=products)
+    except OperationalError:
+        raise  # retried by the task
+    except Exception as exc:
+        logger.exception("rescore chunk %s/%s failed", job_id, first_id)
+        what = f"Re-scoring products {first_id}-{last_id}"
+        job_end(RescoreJob, job_id, status=JobStatus.FAILED, error=describe_failure(exc, what=what))
+        raise
+    try:
+        with transaction.atomic():
+            if not RescoreChunk.objects.filter(pk=chunk.pk, done=False, claim_token=chunk.claim_token).update(
+                done=True, products=len(rows), finished_at=timezone.now(), claim_token=None
+            ):
+                raise _Stop()  # its twin finished first, or took it over
+            # Counted only while the job is unfinished: a cancelled or superseded job gets no more rows.
+            if not RescoreJob.objects.filter(pk=job_id, status__in=UNFINISHED).update(
+                chunks_done=F("chunks_done") + 1, products_done=F("products_done") + len(rows), heartbeat_at=now
+            ):
+                raise _Stop()
+            Prediction.objects.filter(
+                model_version_id=version_id, product_id__gte=first_id, product_id__lte=last_id
+            ).delete()
+            predictions_write(rows=rows, version_id=version_id)
+    except _Stop:
+        return
+    RescoreJob.objects.filter(pk=job_id).update(heartbeat_at=timezone.now())
     _finish_if_complete(job_id)
 
 
 def _finish_if_complete(job_id: int) -> None:
     with transaction.atomic():
         job = RescoreJob.objects.select_for_update().get(pk=job_id)
-        if job.status == RunStatus.SUCCEEDED or RescoreChunk.objects.filter(job_id=job_id, done=False).exists():
+        if job.status in FINISHED or RescoreChunk.objects.filter(job_id=job_id, done=False).exists():
             return
-        job.status, job.finished_at = RunStatus.SUCCEEDED, timezone.now()
+        job.status, job.finished_at = JobStatus.SUCCEEDED, timezone.now()
         job.save(update_fields=["status", "finished_at"])
         if job.model_version_id is not None:
             # The switch: from now on suggestions come from this version, all products at once.
@@ -245,6 +281,15 @@ def _zeroshot() -> tuple[Any, list[int], list[int]]:
 
 
 _ZEROSHOT_CACHE: dict[str, Any] = {}
+
+
+def scoring_caches_clear() -> None:
+    """Drop this process's cached inference models and give their GPU memory back (a training run needs it)."""
+    _classifier.cache_clear()
+    _ZEROSHOT_CACHE.clear()
+    from mlcore.engine.device import release_memory
+
+    release_memory()
 
 
 def zeroshot_candidates() -> list[int]:

@@ -11,27 +11,28 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
 from catalog.models import Product
-from config.errors import ApplicationError, ConflictError, NotFoundError
+from core.broker import broker_check
+from core.errors import ApplicationError, ConflictError, NotFoundError
+from core.jobs import JobCancelled, JobLost, JobRun, describe_failure, job_cancel, job_claim, job_enqueue_on_commit
+from core.models import Job, JobStatus
 from mlcore.models import (
-    FINISHED,
     ModelVersion,
     ModelVersionStatus,
     RescoreJob,
-    RunStatus,
     TestSetItem,
     TrainingMethod,
     TrainingRun,
 )
 from mlcore.services.common import base_model_path, category_hierarchy
+from mlcore.services.rescoring import scoring_caches_clear
 
 logger = logging.getLogger(__name__)
 
-STALE_AFTER_SECONDS = 600
 MIN_LABELS_PER_CATEGORY = 2
 # A new version may trail the active one by this much macro-F1 on the test set and still be "not worse": below it,
 # differences are noise at the test-set sizes of a young catalog (a few hundred items).
@@ -64,6 +65,7 @@ def training_run_start(
         raise ApplicationError(f"Unknown method '{method}': use full or lora.")
     if not 0 < epochs <= 100 or not 0 < learning_rate < 1 or batch_size < 1:
         raise ApplicationError("Epochs must be in (0, 100], the learning rate in (0, 1), the batch size >= 1.")
+    broker_check()  # before anything is recorded: a clear 503 instead of a run that never starts
     base = base_model or base_model_path()
     if not Path(base).is_dir():
         raise ApplicationError(f"The base model must be a local folder; {base} is not one.")
@@ -87,9 +89,7 @@ def training_run_start(
                 number=number, base_model=base, method=method, hyperparameters=hyperparameters, created_by=user
             )
             run = TrainingRun.objects.create(model_version=version)
-            from mlcore.tasks import training_run_task
-
-            transaction.on_commit(lambda: training_run_task.delay(run.pk))
+            job_enqueue_on_commit(run, lambda: training_run_enqueue(run.pk))
     except IntegrityError:
         current = TrainingRun.objects.filter(model_version__status=ModelVersionStatus.TRAINING).first()
         raise ConflictError(
@@ -99,16 +99,23 @@ def training_run_start(
 
 
 def training_run_cancel(*, run_id: int) -> TrainingRun:
-    run = TrainingRun.objects.filter(pk=run_id).first()
-    if run is None:
-        raise NotFoundError(f"No training run with id {run_id}.")
-    if run.status in FINISHED:
-        raise ConflictError(f"Training run #{run_id} has already ended ({run.status}).")
-    TrainingRun.objects.filter(pk=run_id).update(cancel_requested=True)
-    if run.status == RunStatus.QUEUED:
-        _fail(run, RunStatus.CANCELLED, "Cancelled before it started.")
-    run.refresh_from_db()
-    return run
+    """A queued run ends at once, a running one at its next step, one whose worker is gone here."""
+    return job_cancel(TrainingRun, run_id)
+
+
+def training_run_enqueue(run_id: int) -> None:
+    from mlcore.tasks import training_run_task
+
+    training_run_task.delay(run_id)
+
+
+def training_run_ended(run: Job) -> None:
+    """A run that ended without success: its version failed, and its checkpoints have nothing left to resume."""
+    assert isinstance(run, TrainingRun)
+    shutil.rmtree(_checkpoints_of(run.model_version_id), ignore_errors=True)
+    ModelVersion.objects.filter(pk=run.model_version_id, status=ModelVersionStatus.TRAINING).update(
+        status=ModelVersionStatus.FAILED, activation_note=run.error or run.status
+    )
 
 
 def _label_counts() -> dict[int, int]:
@@ -150,51 +157,50 @@ def _splits(version: ModelVersion) -> tuple[Split, Split, Split]:
     return train, validation, test
 
 
-def _claim(run_id: int) -> TrainingRun | None:
-    with transaction.atomic():
-        run = TrainingRun.objects.select_for_update().select_related("model_version").filter(pk=run_id).first()
-        if run is None:
-            logger.warning("training run %s does not exist", run_id)
-            return None
-        if run.status in FINISHED:
-            return None
-        now = timezone.now()
-        if (
-            run.status == RunStatus.RUNNING
-            and run.heartbeat_at
-            and (now - run.heartbeat_at).total_seconds() < STALE_AFTER_SECONDS
-        ):
-            logger.info("training run %s is alive on another worker", run_id)
-            return None
-        # Queued, or running with a dead worker: (re)start; training resumes from its last checkpoint if it has one.
-        run.status, run.started_at, run.heartbeat_at, run.step = RunStatus.RUNNING, now, now, 0
-        run.save(update_fields=["status", "started_at", "heartbeat_at", "step"])
-    return run
-
-
 def training_run_execute(*, run_id: int) -> None:
-    run = _claim(run_id)
+    """Train on this worker. A run whose earlier worker was lost resumes from its latest checkpoint (core/jobs.py
+    decides when a delivery may take a run over)."""
+    run = job_claim(TrainingRun, run_id)
     if run is None:
         return
-    version = run.model_version
+    training = run.job
+    assert isinstance(training, TrainingRun)
+    version = ModelVersion.objects.get(pk=training.model_version_id)
+    # Inference models cached by this process (re-scoring, zero-shot) would hold GPU memory the run needs.
+    scoring_caches_clear()
     try:
-        _execute(run, version)
+        with run.keepalive():
+            _execute(run, version)
+    except JobLost:
+        logger.warning("training run %s was taken over by another worker; this one stops", run_id)
+        return
+    except OperationalError:
+        raise  # the database blinked: the task is retried, and the retry resumes from the checkpoint
     except Exception as exc:
         from mlcore.engine.training import TrainingCancelled
 
-        if isinstance(exc, TrainingCancelled):
-            _fail(run, RunStatus.CANCELLED, "Cancelled.")
-            return
-        logger.exception("training run %s failed", run.pk)
-        _fail(run, RunStatus.FAILED, f"{exc.__class__.__name__}: {exc}")
-        if not isinstance(exc, ApplicationError):
+        cancelled = isinstance(exc, TrainingCancelled | JobCancelled)
+        if cancelled:
+            message = "Cancelled."
+        elif isinstance(exc, ApplicationError):
+            message = exc.message
+        else:
+            logger.exception("training run %s failed", run_id)
+            message = describe_failure(exc, what="Training")
+        if run.finish(JobStatus.CANCELLED if cancelled else JobStatus.FAILED, error=message):
+            training.refresh_from_db()
+            training_run_ended(training)
+        if not (cancelled or isinstance(exc, ApplicationError)):
             raise
-    else:
-        if settings.MLCORE_LABEL_AUDIT_AFTER_TRAINING:
-            # More verified labels than last time: look again for the ones that are likely wrong.
-            from mlcore.services.label_audit import label_audit_start
+        return
+    if settings.MLCORE_LABEL_AUDIT_AFTER_TRAINING:
+        # More verified labels than last time: look again for the ones that are likely wrong.
+        from mlcore.services.label_audit import label_audit_start
 
+        try:
             label_audit_start(user=version.created_by)
+        except ApplicationError as exc:
+            logger.warning("no label check after training run %s: %s", run_id, exc.message)
 
 
 def _checkpoints(version: ModelVersion) -> Path:
@@ -203,16 +209,12 @@ def _checkpoints(version: ModelVersion) -> Path:
     return Path(settings.MLCORE_ARTIFACT_DIR) / "checkpoints" / f"v{version.number}"
 
 
-def _fail(run: TrainingRun, status: str, message: str) -> None:
-    shutil.rmtree(_checkpoints(run.model_version), ignore_errors=True)  # cancelled or failed: nothing to resume
-    with transaction.atomic():
-        TrainingRun.objects.filter(pk=run.pk).update(status=status, error=message, finished_at=timezone.now())
-        ModelVersion.objects.filter(pk=run.model_version_id, status=ModelVersionStatus.TRAINING).update(
-            status=ModelVersionStatus.FAILED, activation_note=message
-        )
+def _checkpoints_of(version_id: int) -> Path:
+    number = ModelVersion.objects.filter(pk=version_id).values_list("number", flat=True).first()
+    return Path(settings.MLCORE_ARTIFACT_DIR) / "checkpoints" / f"v{number}"
 
 
-def _execute(run: TrainingRun, version: ModelVersion) -> None:
+def _execute(run: JobRun, version: ModelVersion) -> None:
     from mlcore.engine.training import train
     from mlcore.engine.types import Progress, TrainingConfig
 
@@ -241,16 +243,15 @@ def _execute(run: TrainingRun, version: ModelVersion) -> None:
     version.save(update_fields=["data_snapshot"])
 
     def on_progress(progress: Progress) -> None:
-        fields: dict[str, Any] = {
-            "step": progress.step,
-            "total_steps": progress.total_steps,
-            "epoch": progress.epoch,
-            "heartbeat_at": timezone.now(),
-        }
-        TrainingRun.objects.filter(pk=run.pk).update(**fields)
+        run.beat(step=progress.step, total_steps=progress.total_steps, epoch=progress.epoch)
 
     def should_stop() -> bool:
-        return TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists()
+        # Every step: says the run is alive (throttled), raises JobLost if another worker has taken it over.
+        try:
+            run.beat()
+        except JobCancelled:
+            return True
+        return False
 
     output = Path(settings.MLCORE_ARTIFACT_DIR) / f"v{version.number}"
     result = train(
@@ -268,14 +269,15 @@ def _execute(run: TrainingRun, version: ModelVersion) -> None:
     metrics = model_version_evaluate(artifact=result.output_dir, test=test)
     metrics["validation"] = result.best_validation
     with transaction.atomic():
-        TrainingRun.objects.filter(pk=run.pk).update(
-            status=RunStatus.SUCCEEDED,
-            finished_at=timezone.now(),
+        # Only the worker that still holds the run may register its version: one taken over writes nothing.
+        if not run.finish(
+            JobStatus.SUCCEEDED,
             losses=result.history.losses,
             evaluations=result.history.evaluations,
             device=result.device,
             step=F("total_steps"),
-        )
+        ):
+            raise JobLost(f"training run {run.job.pk} was taken over before it finished")
         version.metrics = metrics
         version.artifact_path = str(result.output_dir)
         version.status = ModelVersionStatus.READY
@@ -353,8 +355,8 @@ def model_version_activate(*, version_id: int, user: User | None, note: str = ""
         ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).update(status=ModelVersionStatus.ARCHIVED)
         # Re-scoring with an older version is moot now: its remaining chunks return at once.
         RescoreJob.objects.filter(
-            model_version__isnull=False, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
-        ).exclude(model_version=version).update(status=RunStatus.CANCELLED, finished_at=timezone.now())
+            model_version__isnull=False, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
+        ).exclude(model_version=version).update(status=JobStatus.CANCELLED, finished_at=timezone.now())
         version.status = ModelVersionStatus.ACTIVE
         version.activated_at = timezone.now()
         version.activated_by = user

@@ -5,8 +5,9 @@ import time
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from catalog.models import ImportJob, ImportStatus, Product
+from catalog.models import ImportJob, Product
 from catalog.services.jobs import import_job_create, import_job_run
+from core.models import JobStatus
 from tests.factories import CategoryFactory
 
 BROKEN = b"sku,title,category\nA1,Good one,\n,no sku,\nA3,bad cat,Nope > Nothing\nA4,x,,extra\n"
@@ -28,7 +29,7 @@ def test_a_real_worker_runs_an_import_and_reports_it(celery_worker, manager):
     upload = SimpleUploadedFile("offers.csv", b"sku,title,category\nX1,Fridge,hg\nX2,Lamp,\n")
     job = _wait(import_job_create(kind="products", upload=upload, user=manager))
 
-    assert job.status == ImportStatus.SUCCEEDED
+    assert job.status == JobStatus.SUCCEEDED
     assert (job.rows_created, job.written, job.percent) == (2, True, 100)
     assert Product.objects.get(sku="X1").category.external_id == "hg"
 
@@ -37,7 +38,7 @@ def test_a_real_worker_runs_an_import_and_reports_it(celery_worker, manager):
 def test_a_real_worker_reports_broken_rows_and_writes_nothing(celery_worker, manager):
     job = _wait(import_job_create(kind="products", upload=SimpleUploadedFile("b.csv", BROKEN), user=manager))
 
-    assert job.status == ImportStatus.FAILED
+    assert job.status == JobStatus.FAILED
     assert not job.written
     assert list(job.row_errors.values_list("line", "field")) == [(3, "sku"), (4, "category"), (5, "")]
     assert "nothing was written" in job.message

@@ -8,7 +8,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from catalog.models import Product
-from config.errors import ConflictError
+from core.errors import ConflictError
 from labeling.agreement import cohen_kappa, kappa_by_group, pairwise_kappa
 from labeling.models import ReviewItem
 from labeling.services.annotations import annotation_submit

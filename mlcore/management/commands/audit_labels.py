@@ -4,7 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from mlcore.models import LabelIssue, RunStatus
+from core.models import JobStatus
+from mlcore.models import LabelIssue
 from mlcore.services.label_audit import label_audit_execute, label_audit_start
 
 
@@ -24,8 +25,11 @@ class Command(BaseCommand):
             self.stdout.write(f"Queued label check #{audit.pk}.")
             return
         self.stdout.write(f"Checking verified labels (label check #{audit.pk}) here...")
-        audit = label_audit_execute(audit_id=audit.pk)
-        if audit.status != RunStatus.SUCCEEDED:
+        done = label_audit_execute(audit_id=audit.pk)
+        if done is None:
+            raise CommandError(f"Label check #{audit.pk} is being run by a worker; see the Models page.")
+        audit = done
+        if audit.status != JobStatus.SUCCEEDED:
             raise CommandError(f"Label check #{audit.pk} {audit.status}: {audit.error}")
         agreement = f"{audit.agreement:.3f}" if audit.agreement is not None else "-"
         self.stdout.write(

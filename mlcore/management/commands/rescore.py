@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from config.errors import ApplicationError
+from core.errors import ApplicationError
 from mlcore.models import ModelVersion, ModelVersionStatus
 from mlcore.services.rescoring import rescore_job_run_here, rescore_job_start
 

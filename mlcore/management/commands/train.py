@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from config.errors import ApplicationError
+from core.errors import ApplicationError
 from mlcore.models import TrainingRun
 from mlcore.services.training import training_run_execute, training_run_start
 

@@ -154,7 +154,7 @@ def test_import_never_overwrites_a_verified_category(small_tree, write_file, man
 
 def test_a_category_change_can_be_reverted_exactly_once(small_tree, write_file, manager):
     from catalog.services.products import product_category_revert
-    from config.errors import ConflictError
+    from core.errors import ConflictError
 
     product_import(path=write_file("p.csv", GOOD))
     a1 = Product.objects.get(sku="A1")

@@ -4,7 +4,7 @@ import pytest
 
 from catalog.models import CategoryChange, Product
 from catalog.services.products import product_category_set
-from config.errors import ApplicationError, ConflictError
+from core.errors import ApplicationError, ConflictError
 from labeling.models import Annotation, ReviewItem
 from labeling.services.annotations import annotation_flag, annotation_submit, annotation_undo
 from labeling.services.queue import queue_next

@@ -7,9 +7,10 @@ from django.urls import reverse
 
 from catalog.models import CategorySource, Product
 from catalog.services.products import product_category_set
+from core.models import JobStatus
 from labeling.models import ReviewItem, ReviewReason
 from labeling.services.reviews import review_resolve
-from mlcore.models import LabelAudit, LabelIssue, RunStatus
+from mlcore.models import LabelAudit, LabelIssue
 from mlcore.signals import label_issues_found
 from tests.factories import verified_product
 
@@ -21,7 +22,7 @@ def flagged(small_tree, manager):
 
 
 def _audit(product, given, suggested) -> LabelAudit:
-    audit = LabelAudit.objects.create(status=RunStatus.SUCCEEDED, issues_found=1)
+    audit = LabelAudit.objects.create(status=JobStatus.SUCCEEDED, issues_found=1)
     LabelIssue.objects.create(
         audit=audit,
         product=product,
@@ -72,7 +73,7 @@ def test_a_confirmed_label_is_not_asked_about_again(flagged, small_tree, manager
 
 def test_a_label_changed_since_the_audit_is_left_alone(flagged, small_tree, manager):
     product = Product.objects.get(pk=flagged.pk)
-    audit = LabelAudit.objects.create(status=RunStatus.SUCCEEDED)
+    audit = LabelAudit.objects.create(status=JobStatus.SUCCEEDED)
     LabelIssue.objects.create(
         audit=audit,
         product=product,

@@ -10,7 +10,8 @@ from rest_framework.test import APIClient
 
 from accounts.roles import Role
 from catalog.models import Product
-from mlcore.models import ModelVersion, Prediction, RunStatus, TrainingRun
+from core.models import JobStatus
+from mlcore.models import ModelVersion, Prediction, TrainingRun
 from tests.conftest import REPO
 from tests.factories import UserFactory
 
@@ -68,7 +69,7 @@ def test_a_real_worker_trains_activates_and_rescores(ml_settings, labelled_catal
     while time.monotonic() < deadline:
         run = TrainingRun.objects.select_related("model_version").get(pk=run_id)
         version = run.model_version
-        if run.status == RunStatus.FAILED:
+        if run.status == JobStatus.FAILED:
             pytest.fail(run.error)
         if version.is_serving:
             break

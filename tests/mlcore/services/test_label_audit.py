@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from catalog.models import Product
-from mlcore.models import LabelAudit, LabelIssue, RunStatus
+from core.models import JobStatus
+from mlcore.models import LabelAudit, LabelIssue
 from mlcore.services.label_audit import label_audit_execute, label_audit_start
 from mlcore.signals import label_issues_found
 from tests.factories import ProductFactory, verified_product
@@ -36,7 +37,7 @@ def test_audit_flags_the_mislabelled_product_and_proposes_its_class(ml_settings,
     finally:
         label_issues_found.disconnect(listener)
 
-    assert audit.status == RunStatus.SUCCEEDED
+    assert audit.status == JobStatus.SUCCEEDED
     assert (audit.labels_checked, audit.labels_skipped, audit.issues_found) == (21, 0, 1)
     issue = LabelIssue.objects.get(audit=audit)
     assert issue.product == mislabelled_catalog["wrong"]
@@ -57,7 +58,7 @@ def test_a_second_start_returns_the_pending_audit_and_a_rerun_writes_nothing_twi
         assert label_audit_start(user=None) == first
     assert len(callbacks) == 1  # one task queued
     # A worker killed mid-audit: the task is redelivered while the row says running; it starts over cleanly.
-    LabelAudit.objects.filter(pk=first.pk).update(status=RunStatus.RUNNING)
+    LabelAudit.objects.filter(pk=first.pk).update(status=JobStatus.RUNNING)
     label_audit_execute(audit_id=first.pk)
     label_audit_execute(audit_id=first.pk)  # a late duplicate delivery finds it finished
     assert LabelIssue.objects.filter(audit=first).count() == 1
@@ -68,7 +69,7 @@ def test_small_classes_sit_out(ml_settings, small_tree, manager):
     for i in range(3):
         verified_product(small_tree["fridge"], manager, sku=f"F{i}", title="fridge")
     audit = label_audit_execute(audit_id=label_audit_start(user=manager, enqueue=False).pk)
-    assert audit.status == RunStatus.SUCCEEDED
+    assert audit.status == JobStatus.SUCCEEDED
     assert (audit.labels_checked, audit.labels_skipped, audit.issues_found) == (0, 3, 0)
 
 

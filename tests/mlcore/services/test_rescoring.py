@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from catalog.models import Product
-from mlcore.models import ModelVersion, Prediction, RescoreChunk, RunStatus
+from core.models import JobStatus
+from mlcore.models import ModelVersion, Prediction, RescoreChunk
 from mlcore.selectors import product_suggestions
 from mlcore.services.rescoring import rescore_chunk, rescore_job_enqueue, rescore_job_run_here, rescore_job_start
 from mlcore.services.training import training_run_execute, training_run_start
@@ -21,7 +22,7 @@ def test_zero_shot_suggests_for_every_product_before_any_model(ml_settings, labe
     job = rescore_job_start(version_id=None, enqueue=False)
     job = rescore_job_run_here(job_id=job.pk)
 
-    assert job.status == RunStatus.SUCCEEDED
+    assert job.status == JobStatus.SUCCEEDED
     assert Prediction.objects.filter(model_version=None).count() == Product.objects.count() == 25
     suggestions = product_suggestions(product=Product.objects.get(sku="U000"))
     assert suggestions
@@ -45,7 +46,7 @@ def test_suggestions_switch_only_when_the_job_completes(version: ModelVersion, d
 
     job = rescore_job_run_here(job_id=job.pk)
     version.refresh_from_db()
-    assert job.status == RunStatus.SUCCEEDED
+    assert job.status == JobStatus.SUCCEEDED
     assert version.is_serving
     assert {s["source"] for s in product_suggestions(product=product)} == {"v1"}
 
@@ -88,7 +89,7 @@ def test_activating_another_version_cancels_the_old_versions_rescoring(
         training_run_execute(run_id=run.pk)
         model_version_activate(version_id=run.model_version_id, user=admin_user, force=True)
     old_job.refresh_from_db()
-    assert old_job.status == RunStatus.CANCELLED
+    assert old_job.status == JobStatus.CANCELLED
     run.refresh_from_db()
     assert run.step == run.total_steps > 0
 
@@ -98,7 +99,7 @@ def test_predictions_carry_the_deepest_confident_category(version: ModelVersion,
 
     settings.MLCORE_BACKOFF_THRESHOLD = 0.5  # the tiny model is not very sure of anything
     job = rescore_job_run_here(job_id=version.rescore_jobs.get().pk)
-    assert job.status == RunStatus.SUCCEEDED
+    assert job.status == JobStatus.SUCCEEDED
     predictions = list(Prediction.objects.filter(model_version=version).select_related("category", "backoff_category"))
     backed_off = [p for p in predictions if p.backoff_category_id]
     assert backed_off

@@ -5,8 +5,16 @@ from pathlib import Path
 import pytest
 
 from catalog.models import Product
-from config.errors import ApplicationError, ConflictError
-from mlcore.models import LabelAudit, ModelVersion, ModelVersionStatus, RescoreJob, RunStatus, TestSetItem, TrainingRun
+from core.errors import ApplicationError, ConflictError
+from core.models import JobStatus
+from mlcore.models import (
+    LabelAudit,
+    ModelVersion,
+    ModelVersionStatus,
+    RescoreJob,
+    TestSetItem,
+    TrainingRun,
+)
 from mlcore.services.training import (
     model_version_activate,
     training_run_cancel,
@@ -21,7 +29,7 @@ def _train(manager, **kwargs) -> ModelVersion:
     )
     training_run_execute(run_id=run.pk)
     run.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.status == JobStatus.SUCCEEDED, run.error
     return ModelVersion.objects.get(pk=run.model_version_id)
 
 
@@ -64,7 +72,7 @@ def test_first_version_is_registered_evaluated_and_activated(
     # Activation queues re-scoring of the whole catalog with the new version.
     assert RescoreJob.objects.get(model_version=version).products_total == Product.objects.count()
     # ...and, with more verified labels than before, a check of those labels for likely errors.
-    assert LabelAudit.objects.get().status == RunStatus.QUEUED
+    assert LabelAudit.objects.get().status == JobStatus.QUEUED
 
 
 def test_test_set_is_frozen_across_versions(ml_settings, labelled_catalog, manager, django_capture_on_commit_callbacks):
@@ -118,7 +126,7 @@ def test_one_training_at_a_time_and_cancel(ml_settings, labelled_catalog, manage
         with pytest.raises(ConflictError, match="already in progress"):
             training_run_start(user=manager)
     cancelled = training_run_cancel(run_id=run.pk)
-    assert cancelled.status == RunStatus.CANCELLED
+    assert cancelled.status == JobStatus.CANCELLED
     training_run_execute(run_id=run.pk)  # the queued task arrives after the cancel: nothing happens
     assert ModelVersion.objects.get().status == ModelVersionStatus.FAILED
     with django_capture_on_commit_callbacks(execute=False):
@@ -152,13 +160,13 @@ def test_a_run_whose_worker_died_resumes_from_its_checkpoint(
         training_run_execute(run_id=run.pk)
     monkeypatch.setattr(engine, "train", real_train)
     run.refresh_from_db()
-    assert run.status == RunStatus.RUNNING
+    assert run.status == JobStatus.RUNNING
     # The redelivered task finds the heartbeat stale, claims the run again and goes on from the checkpoint.
     TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
     with django_capture_on_commit_callbacks(execute=False):
         training_run_execute(run_id=run.pk)
     run.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.status == JobStatus.SUCCEEDED, run.error
     version = ModelVersion.objects.get(pk=run.model_version_id)
     assert load_metrics(version.artifact_path)["resumed_from"].startswith("checkpoint-")
     assert not (Path(ml_settings.MLCORE_ARTIFACT_DIR) / "checkpoints" / f"v{version.number}").exists()

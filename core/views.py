@@ -6,6 +6,8 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
+from core.broker import BrokerUnavailableError, broker_check
+
 logger = logging.getLogger(__name__)
 
 
@@ -21,17 +23,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
         logger.warning("healthz: database: %s", exc)
         checks["database"] = f"error: {exc.__class__.__name__}"
     try:
-        from django.conf import settings
-        from kombu.connection import Connection
-
-        # A fresh connection, not the pool's: the check must see the broker as it is now.
-        with Connection(
-            settings.CELERY_BROKER_URL, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS, connect_timeout=2
-        ) as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
+        broker_check()
         checks["broker"] = "ok"
-    except Exception as exc:
-        logger.warning("healthz: broker: %s", exc)
-        checks["broker"] = f"error: {exc.__class__.__name__}"
+    except BrokerUnavailableError as exc:
+        logger.warning("healthz: broker: %s", exc.__cause__)
+        checks["broker"] = f"error: {exc.__cause__.__class__.__name__}"
     healthy = all(value == "ok" for value in checks.values())
     return JsonResponse({"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503)

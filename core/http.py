@@ -6,7 +6,7 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest
 from django_htmx.middleware import HtmxDetails
 
-from config.errors import ApplicationError
+from core.errors import ApplicationError
 
 
 class HtmxHttpRequest(HttpRequest):

@@ -1,0 +1,70 @@
+"""The one job lifecycle every long job of Shelfwise shares (imports, training runs, re-scoring, label checks).
+
+A job is a row the UI polls. A worker claims it (core/jobs.py), says it is alive with a heartbeat while it runs, and
+finishes it. A job whose worker is gone is taken over by the next delivery of its task or re-sent by the reaper,
+and fails with its cause after JOBS_MAX_ATTEMPTS claims, so that no job stays `running` for good.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", _("queued")
+    RUNNING = "running", _("running")
+    SUCCEEDED = "succeeded", _("succeeded")
+    FAILED = "failed", _("failed")
+    CANCELLED = "cancelled", _("cancelled")
+
+
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+UNFINISHED = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class Lease(models.Model):
+    """Who is working on this row now. `claim_token` changes with every claim: a worker writes its heartbeat and its
+    result only while the token is still the one it got, so a worker that was taken over can never finish the job
+    beside its successor."""
+
+    attempts = models.PositiveIntegerField(default=0)
+    # For people: "celery@host (pid 123)"; `claimant` is what the liveness check reads (host, pid, its start time,
+    # Celery node and task id).
+    claimed_by = models.CharField(max_length=255, blank=True)
+    claimant = models.JSONField(default=dict, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class Job(Lease):
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # When its task was last sent to the broker: the reaper re-sends a job whose message was lost, not one whose
+    # message is simply waiting its turn.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+    def progress(self) -> tuple[int, int]:
+        """(done, total) in the job's own unit (steps, bytes, products); each kind says what it counts."""
+        return (0, 0)
+
+    @property
+    def percent(self) -> int:
+        if self.status == JobStatus.SUCCEEDED:
+            return 100
+        done, total = self.progress()
+        return min(100, int(100 * done / total)) if total else 0
