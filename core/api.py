@@ -21,6 +21,22 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return drf_exception_handler(exc, context)
 
 
+# Every job's lifecycle, as each job kind's serializer shows it (core/models.py).
+JOB_FIELDS = [
+    "status",
+    "percent",
+    "attempts",
+    "claimed_by",
+    "heartbeat_at",
+    "cancel_requested",
+    "error",
+    "created_at",
+    "enqueued_at",
+    "started_at",
+    "finished_at",
+]
+
+
 class RequiredPermission(BasePermission):
     """Reads need the view's `read_perm`, writes its `write_perm` (role permissions, see accounts/roles.py)."""
 

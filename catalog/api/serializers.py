@@ -5,6 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from catalog.models import Category, ImportJob, ImportKind, ImportRowError, Product
+from core.api import JOB_FIELDS
 
 
 class CategorySerializer(serializers.ModelSerializer[Category]):
@@ -105,12 +106,10 @@ class ImportJobSerializer(serializers.ModelSerializer[ImportJob]):
         fields = [
             "id",
             "kind",
-            "status",
             "original_name",
             "file_format",
             "options",
             "phase",
-            "percent",
             "rows_seen",
             "rows_created",
             "rows_updated",
@@ -120,9 +119,7 @@ class ImportJobSerializer(serializers.ModelSerializer[ImportJob]):
             "error_count",
             "written",
             "message",
-            "created_at",
-            "started_at",
-            "finished_at",
+            *JOB_FIELDS,
         ]
 
     def get_error_count(self, job: ImportJob) -> int:

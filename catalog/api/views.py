@@ -22,7 +22,7 @@ from catalog.api.serializers import (
     ProductUpdateSerializer,
 )
 from catalog.models import Category, CategorySource, ImportJob, Product
-from catalog.services.jobs import import_job_create
+from catalog.services.jobs import import_job_cancel, import_job_create
 from catalog.services.products import product_category_set, product_create, product_update
 from catalog.services.taxonomy import category_update
 from core.api import RequiredPermission
@@ -201,6 +201,13 @@ class ImportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             kind=kind, upload=upload, user=signed_in(request), file_format=file_format, options=data
         )
         return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses=ImportJobSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Queued: ends at once. Validating: stops, nothing written. Writing: stops after the chunk being written and
+        says how many rows were imported (importing the same file again completes it)."""
+        return Response(ImportJobSerializer(import_job_cancel(job_id=self.get_object().pk)).data)
 
     @extend_schema(responses=ImportRowErrorSerializer(many=True))
     @action(detail=True, methods=["get"])

@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from core.api import JOB_FIELDS
 from mlcore.models import LabelAudit, LabelIssue, ModelVersion, RescoreJob, TrainingMethod, TrainingRun
 
 
@@ -45,21 +46,14 @@ class TrainingRunSerializer(serializers.ModelSerializer[TrainingRun]):
         model = TrainingRun
         fields = [
             "id",
-            "status",
-            "percent",
             "step",
             "total_steps",
             "epoch",
             "losses",
             "evaluations",
             "device",
-            "cancel_requested",
-            "heartbeat_at",
-            "error",
-            "created_at",
-            "started_at",
-            "finished_at",
             "model_version",
+            *JOB_FIELDS,
         ]
 
 
@@ -83,16 +77,11 @@ class RescoreJobSerializer(serializers.ModelSerializer[RescoreJob]):
             "id",
             "model_version",
             "source",
-            "status",
-            "percent",
             "chunks_total",
             "chunks_done",
             "products_total",
             "products_done",
-            "error",
-            "created_at",
-            "started_at",
-            "finished_at",
+            *JOB_FIELDS,
         ]
 
     def get_source(self, job: RescoreJob) -> str:
@@ -127,14 +116,10 @@ class LabelAuditSerializer(serializers.ModelSerializer[LabelAudit]):
         model = LabelAudit
         fields = [
             "id",
-            "status",
             "method",
             "labels_checked",
             "labels_skipped",
             "issues_found",
             "agreement",
-            "error",
-            "created_at",
-            "started_at",
-            "finished_at",
+            *JOB_FIELDS,
         ]

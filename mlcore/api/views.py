@@ -23,8 +23,8 @@ from mlcore.api.serializers import (
 )
 from mlcore.models import LabelAudit, LabelIssue, ModelVersion, RescoreJob, TrainingRun
 from mlcore.selectors import product_suggestions
-from mlcore.services.label_audit import label_audit_start
-from mlcore.services.rescoring import rescore_job_start
+from mlcore.services.label_audit import label_audit_cancel, label_audit_start
+from mlcore.services.rescoring import rescore_job_cancel, rescore_job_start
 from mlcore.services.training import model_version_activate, training_run_cancel, training_run_start
 
 
@@ -90,6 +90,12 @@ class RescoreJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         job = rescore_job_start(version_id=int(version) if version and version.isdigit() else None)
         return Response(RescoreJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request=None, responses=RescoreJobSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Ends at once: chunks being scored write nothing more; suggestions do not switch."""
+        return Response(RescoreJobSerializer(rescore_job_cancel(job_id=self.get_object().pk)).data)
+
 
 class LabelAuditViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[LabelAudit]):
     serializer_class = LabelAuditSerializer
@@ -104,6 +110,11 @@ class LabelAuditViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         """Check every verified label for likely errors (returns the pending check if one is queued or running)."""
         audit = label_audit_start(user=signed_in(request))
         return Response(LabelAuditSerializer(audit).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses=LabelAuditSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        return Response(LabelAuditSerializer(label_audit_cancel(audit_id=self.get_object().pk)).data)
 
     @extend_schema(responses=LabelIssueSerializer(many=True))
     @action(detail=True, methods=["get"])

@@ -18,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from catalog.models import Category, Product
+from core.broker import broker_check
 from core.errors import NotFoundError
 from core.jobs import describe_failure, job_cancel, job_end, job_enqueue_on_commit, lease_claim, takeover_reason
 from core.models import FINISHED, UNFINISHED, JobStatus
@@ -30,6 +31,8 @@ logger = logging.getLogger(__name__)
 def rescore_job_start(*, version_id: int | None, enqueue: bool = True) -> RescoreJob:
     """Queue a job over the whole catalog; an unfinished job for the same version is resumed, not duplicated.
     enqueue=False leaves the chunks for rescore_job_run_here() (the command's foreground mode)."""
+    if enqueue:
+        broker_check()  # before anything is recorded: a clear 503 instead of a job that never starts
     version = None
     if version_id is not None:
         version = ModelVersion.objects.filter(pk=version_id).first()

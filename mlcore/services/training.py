@@ -19,7 +19,7 @@ from catalog.models import Product
 from core.broker import broker_check
 from core.errors import ApplicationError, ConflictError, NotFoundError
 from core.jobs import JobCancelled, JobLost, JobRun, describe_failure, job_cancel, job_claim, job_enqueue_on_commit
-from core.models import Job, JobStatus
+from core.models import UNFINISHED, Job, JobStatus
 from mlcore.models import (
     ModelVersion,
     ModelVersionStatus,
@@ -342,6 +342,8 @@ def model_version_activate(*, version_id: int, user: User | None, note: str = ""
     gate held back is refused; an admin's override is recorded with their name."""
     from mlcore.services.rescoring import rescore_job_start
 
+    if user is not None:
+        broker_check()  # an admin's click: a clear 503 before anything changes
     with transaction.atomic():
         version = ModelVersion.objects.select_for_update().filter(pk=version_id).first()
         if version is None:
@@ -354,9 +356,9 @@ def model_version_activate(*, version_id: int, user: User | None, note: str = ""
             raise ConflictError(f"{version.activation_note} Pass force to override.")
         ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).update(status=ModelVersionStatus.ARCHIVED)
         # Re-scoring with an older version is moot now: its remaining chunks return at once.
-        RescoreJob.objects.filter(
-            model_version__isnull=False, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
-        ).exclude(model_version=version).update(status=JobStatus.CANCELLED, finished_at=timezone.now())
+        RescoreJob.objects.filter(model_version__isnull=False, status__in=UNFINISHED).exclude(
+            model_version=version
+        ).update(status=JobStatus.CANCELLED, error="Superseded by a newer version.", finished_at=timezone.now())
         version.status = ModelVersionStatus.ACTIVE
         version.activated_at = timezone.now()
         version.activated_by = user
