@@ -36,6 +36,7 @@ chromium:
 test: install chromium
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/mypy config core accounts catalog mlcore labeling
 
 # The edit-test loop: everything but the browser and the real worker processes.
@@ -44,6 +45,7 @@ quick: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy config core accounts catalog mlcore labeling
