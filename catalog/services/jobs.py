@@ -80,14 +80,7 @@ def import_job_run(*, job_id: int) -> None:
 
     def chunk_written(number: int, report: ProductImportReport) -> None:
         # In the chunk's transaction: the counts are saved with the rows they count, or not at all.
-        run.beat(
-            chunks_written=number,
-            rows_created=report.created,
-            rows_updated=report.updated,
-            rows_unchanged=report.unchanged,
-            rows_kept_verified=report.kept_verified,
-            categories_created=report.categories_created,
-        )
+        run.beat(chunks_written=number, **_counts(report))
 
     options = job.options
     path = Path(job.file.path)
@@ -154,6 +147,18 @@ def import_job_run(*, job_id: int) -> None:
     _finish_with_report(run, report)
 
 
+def _counts(report: ProductImportReport | TaxonomyReport) -> dict[str, Any]:
+    """The report's counts as the job's columns (a taxonomy import keeps no verified labels, creates no category
+    by name)."""
+    return {
+        "rows_created": report.created,
+        "rows_updated": report.updated,
+        "rows_unchanged": report.unchanged,
+        "rows_kept_verified": getattr(report, "kept_verified", 0),
+        "categories_created": getattr(report, "categories_created", 0),
+    }
+
+
 def _finish_with_report(run: JobRun, report: ProductImportReport | TaxonomyReport) -> None:
     job = run.job
     assert isinstance(job, ImportJob)
@@ -172,13 +177,9 @@ def _finish_with_report(run: JobRun, report: ProductImportReport | TaxonomyRepor
             error=message if failed else "",
             message=message,
             rows_seen=report.rows,
-            rows_created=report.created,
-            rows_updated=report.updated,
-            rows_unchanged=report.unchanged,
             rows_invalid=report.invalid,
-            rows_kept_verified=getattr(report, "kept_verified", 0),
-            categories_created=getattr(report, "categories_created", 0),
             written=report.written,
+            **_counts(report),
         )
         if not finished:
             return
