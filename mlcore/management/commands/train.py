@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -41,6 +42,13 @@ class Command(BaseCommand):
         self.stdout.write(f"Training v{version.number} (run #{run.pk}) here; this can take a while on a CPU.")
         training_run_execute(run_id=run.pk)
         run = TrainingRun.objects.select_related("model_version").get(pk=run.pk)
+        if not run.is_finished:
+            # A `training` worker took the run first (its task was queued too): follow it there.
+            self.stdout.write(f"Training run #{run.pk} runs on {run.claimed_by}; waiting for it.")
+            while not run.is_finished:
+                time.sleep(2)
+                run.refresh_from_db()
+            run = TrainingRun.objects.select_related("model_version").get(pk=run.pk)
         version = run.model_version
         if run.status != "succeeded":
             raise CommandError(f"Training run #{run.pk} {run.status}: {run.error}")
