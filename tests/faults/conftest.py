@@ -154,9 +154,9 @@ def _point_celery_at(url: str | None) -> None:
 
     current_app.conf.broker_read_url = url
     current_app.conf.broker_write_url = url
-    if current_app._pool is not None:
-        current_app._pool.force_close_all()
-        current_app._pool = None
+    # Dropped, not closed: kombu keeps one pool per broker URL for the whole process, and a closed one would be
+    # handed to the next test that uses the same URL.
+    current_app._pool = None
     current_app.amqp._producer_pool = None
 
 
