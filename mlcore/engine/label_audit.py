@@ -92,7 +92,10 @@ def find_label_issues(features: Any, labels: list[str], *, folds: int = 5, seed:
     index = {label: k for k, label in enumerate(classes)}
     y = np.array([index[labels[i]] for i in kept], dtype=np.int64)
     probabilities = out_of_sample_probabilities(features[kept], y, folds=folds, seed=seed)
-    flagged = cleanlab_find(y, probabilities, return_indices_ranked_by="self_confidence")
+    # n_jobs=1: cleanlab otherwise forks a multiprocessing pool, and a fork of a Celery worker (broker connections
+    # mid-poll, the job's heartbeat thread) can hang in the child's after-fork cleanup; it did in the test suite.
+    # The pruning is a small part of an audit: the cross-validated regression above is the bulk of it.
+    flagged = cleanlab_find(y, probabilities, return_indices_ranked_by="self_confidence", n_jobs=1)
     issues = []
     for row in flagged:
         best = int(np.argmax(probabilities[row]))
