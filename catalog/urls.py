@@ -14,4 +14,5 @@ urlpatterns = [
     path("categories/<int:category_id>/children/", views.category_children, name="category-children"),
     path("imports/", views.import_list, name="import-list"),
     path("imports/<int:job_id>/", views.import_detail, name="import-detail"),
+    path("imports/<int:job_id>/cancel/", views.import_cancel, name="import-cancel"),
 ]

@@ -8,13 +8,13 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHt
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog import selectors
 from catalog.forms import CategorySetForm, ImportForm, ProductFilterForm
 from catalog.models import CategorySource
 from catalog.services.exports import products_export_csv, products_export_jsonl
-from catalog.services.jobs import import_job_create
+from catalog.services.jobs import import_job_cancel, import_job_create
 from catalog.services.products import product_category_set
 from core.errors import ApplicationError, NotFoundError
 from core.http import HtmxHttpRequest, signed_in
@@ -144,6 +144,17 @@ def import_list(request: HttpRequest) -> HttpResponse:
             else:
                 return redirect("catalog:import-detail", job_id=job.pk)
     return render(request, "catalog/import_list.html", {"form": form, "jobs": selectors.import_job_list()})
+
+
+@login_required
+@permission_required("catalog.import_products", raise_exception=True)
+@require_POST
+def import_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+    try:
+        import_job_cancel(job_id=job_id)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("catalog:import-detail", job_id=job_id)
 
 
 @login_required

@@ -25,7 +25,7 @@ from time import monotonic
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import connections, models, transaction
+from django.db import DatabaseError, connections, models, transaction
 from django.utils import timezone
 
 from core.errors import ConflictError, NotFoundError
@@ -214,10 +214,13 @@ class JobRun:
         def loop() -> None:
             try:
                 while not stop.wait(settings.JOBS_HEARTBEAT_SECONDS):
-                    if not self._ours().update(heartbeat_at=timezone.now()):
-                        return  # no longer ours: the main thread finds out at its next beat()
-            except Exception as exc:
-                logger.warning("heartbeat of %s %s: %s", self.model.__name__, self.job.pk, exc)
+                    try:
+                        if not self._ours().update(heartbeat_at=timezone.now()):
+                            return  # no longer ours: the main thread finds out at its next beat()
+                    except DatabaseError as exc:
+                        # The database restarting: beat again next time, on a fresh connection.
+                        logger.warning("heartbeat of %s %s: %s", self.model.__name__, self.job.pk, exc)
+                        connections.close_all()
             finally:
                 connections.close_all()  # this thread's own connections
 

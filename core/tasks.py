@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any
 
 from celery import Task, shared_task
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,10 @@ class DurableTask(Task):  # type: ignore[misc]
             _DELIVERY.reset(token)
 
 
+# What a retry can cure: the database went away (OperationalError) or the connection it left behind is closed
+# (InterfaceError, on the next query in the same task). Services let these through to the task's retry.
+RETRYABLE = (OperationalError, InterfaceError)
+
 # acks_late + reject_on_worker_lost: a task whose worker dies is redelivered, and the job's claim (core/jobs.py)
 # makes the second delivery harmless; both only on tasks that are safe to run twice, which is every task declared
 # this way. Only database connection trouble is retried, with backoff, three times. Time limits are per task.
@@ -51,7 +55,7 @@ durable_task = partial(
     acks_late=True,
     reject_on_worker_lost=True,
     max_retries=3,
-    autoretry_for=(OperationalError,),
+    autoretry_for=RETRYABLE,
     retry_backoff=True,
 )
 

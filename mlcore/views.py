@@ -15,7 +15,8 @@ from core.http import HtmxHttpRequest, signed_in
 from mlcore.forms import TrainingStartForm
 from mlcore.models import LabelAudit, ModelVersion, RescoreJob, TrainingRun
 from mlcore.selectors import product_confident_category, product_suggestions
-from mlcore.services.label_audit import label_audit_start
+from mlcore.services.label_audit import label_audit_cancel, label_audit_start
+from mlcore.services.rescoring import rescore_job_cancel
 from mlcore.services.training import model_version_activate, training_run_cancel, training_run_start
 
 
@@ -84,8 +85,34 @@ def training_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 @permission_required("mlcore.add_labelaudit", raise_exception=True)
 @require_POST
 def label_audit(request: HttpRequest) -> HttpResponse:
-    audit = label_audit_start(user=signed_in(request))
-    messages.success(request, _("Label check #%(id)s queued.") % {"id": audit.pk})
+    try:
+        audit = label_audit_start(user=signed_in(request))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Label check #%(id)s queued.") % {"id": audit.pk})
+    return redirect("mlcore:dashboard")
+
+
+@login_required
+@permission_required("mlcore.add_labelaudit", raise_exception=True)
+@require_POST
+def label_audit_cancel_view(request: HttpRequest, audit_id: int) -> HttpResponse:
+    try:
+        label_audit_cancel(audit_id=audit_id)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("mlcore:dashboard")
+
+
+@login_required
+@permission_required("mlcore.add_rescorejob", raise_exception=True)
+@require_POST
+def rescore_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+    try:
+        rescore_job_cancel(job_id=job_id)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
     return redirect("mlcore:dashboard")
 
 

@@ -124,6 +124,7 @@ def queue_catalog(small_tree):
 def annotators(db):
     return [UserFactory(username=f"annotator{i}", role=Role.ANNOTATOR) for i in range(4)]
 
+
 @pytest.fixture
 def ml_settings(settings, tiny_encoder: Path, tmp_path: Path):
     """The tiny encoder as the base model, artifacts in a per-test folder, small chunks, CPU."""

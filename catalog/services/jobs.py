@@ -19,6 +19,7 @@ from core.broker import broker_check
 from core.errors import ApplicationError
 from core.jobs import JobCancelled, JobLost, JobRun, describe_failure, job_cancel, job_claim, job_enqueue_on_commit
 from core.models import JobStatus
+from core.tasks import RETRYABLE
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +140,8 @@ def import_job_run(*, job_id: int) -> None:
     except ApplicationError as exc:
         run.finish(JobStatus.FAILED, error=exc.message, message=exc.message)
         return
+    except RETRYABLE:
+        raise  # the database went away: the task's retry resumes after the chunks written
     except Exception as exc:
         logger.exception("import job %s failed", job.pk)
         message = describe_failure(exc, what="The import")

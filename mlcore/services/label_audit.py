@@ -11,12 +11,13 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, transaction
 
 from catalog.models import Product
 from core.broker import broker_check
 from core.jobs import JobCancelled, JobLost, JobRun, describe_failure, job_cancel, job_claim, job_enqueue_on_commit
 from core.models import UNFINISHED, JobStatus
+from core.tasks import RETRYABLE
 from mlcore.models import LabelAudit, LabelIssue
 from mlcore.signals import label_issues_found
 
@@ -72,7 +73,7 @@ def label_audit_execute(*, audit_id: int) -> LabelAudit | None:
     except JobCancelled:
         run.finish(JobStatus.CANCELLED, error="Cancelled.")
         return LabelAudit.objects.get(pk=audit_id)
-    except OperationalError:
+    except RETRYABLE:
         raise
     except Exception as exc:
         logger.exception("label audit %s failed", audit.pk)

@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -22,6 +22,7 @@ from core.broker import broker_check
 from core.errors import NotFoundError
 from core.jobs import describe_failure, job_cancel, job_end, job_enqueue_on_commit, lease_claim, takeover_reason
 from core.models import FINISHED, UNFINISHED, JobStatus
+from core.tasks import RETRYABLE
 from mlcore.models import ModelVersion, Prediction, RescoreChunk, RescoreJob
 from mlcore.services.common import base_model_path, category_hierarchy
 
@@ -119,7 +120,8 @@ def rescore_chunk(*, job_id: int, first_id: int, last_id: int) -> None:
     )
     try:
         rows = score_products(version_id=version_id, products=products)
-    except OperationalError:
+    except RETRYABLE:
+        _release(chunk)
         raise  # retried by the task
     except Exception as exc:
         logger.exception("rescore chunk %s/%s failed", job_id, first_id)
@@ -127,24 +129,46 @@ def rescore_chunk(*, job_id: int, first_id: int, last_id: int) -> None:
         job_end(RescoreJob, job_id, status=JobStatus.FAILED, error=describe_failure(exc, what=what))
         raise
     try:
-        with transaction.atomic():
-            if not RescoreChunk.objects.filter(pk=chunk.pk, done=False, claim_token=chunk.claim_token).update(
-                done=True, products=len(rows), finished_at=timezone.now(), claim_token=None
-            ):
-                raise _Stop()  # its twin finished first, or took it over
-            # Counted only while the job is unfinished: a cancelled or superseded job gets no more rows.
-            if not RescoreJob.objects.filter(pk=job_id, status__in=UNFINISHED).update(
-                chunks_done=F("chunks_done") + 1, products_done=F("products_done") + len(rows), heartbeat_at=now
-            ):
-                raise _Stop()
-            Prediction.objects.filter(
-                model_version_id=version_id, product_id__gte=first_id, product_id__lte=last_id
-            ).delete()
-            predictions_write(rows=rows, version_id=version_id)
+        _write_chunk(chunk, rows, job_id=job_id, version_id=version_id, first_id=first_id, last_id=last_id)
     except _Stop:
         return
+    except RETRYABLE:
+        _release(chunk)
+        raise  # retried by the task: the transaction left nothing behind
     RescoreJob.objects.filter(pk=job_id).update(heartbeat_at=timezone.now())
     _finish_if_complete(job_id)
+
+
+def _release(chunk: RescoreChunk) -> None:
+    """Let go of a chunk whose task failed on the database, so that its retry or a re-send takes it at once instead
+    of waiting for it to go stale. Best effort: the database may still be away (then the retry's same-delivery rule,
+    or staleness, frees it)."""
+    try:
+        RescoreChunk.objects.filter(pk=chunk.pk, claim_token=chunk.claim_token).update(claim_token=None)
+    except DatabaseError:
+        logger.warning("could not release rescore chunk %s", chunk.pk)
+
+
+def _write_chunk(
+    chunk: RescoreChunk, rows: list[dict[str, Any]], *, job_id: int, version_id: int | None, first_id: int, last_id: int
+) -> None:
+    """Replace the chunk's rows in one transaction with its done flag and the job's counts; _Stop when the chunk or
+    its job is no longer this worker's to write."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not RescoreChunk.objects.filter(pk=chunk.pk, done=False, claim_token=chunk.claim_token).update(
+            done=True, products=len(rows), finished_at=timezone.now(), claim_token=None
+        ):
+            raise _Stop()  # its twin finished first, or took it over
+        # Counted only while the job is unfinished: a cancelled or superseded job gets no more rows.
+        if not RescoreJob.objects.filter(pk=job_id, status__in=UNFINISHED).update(
+            chunks_done=F("chunks_done") + 1, products_done=F("products_done") + len(rows), heartbeat_at=now
+        ):
+            raise _Stop()
+        Prediction.objects.filter(
+            model_version_id=version_id, product_id__gte=first_id, product_id__lte=last_id
+        ).delete()
+        predictions_write(rows=rows, version_id=version_id)
 
 
 def _finish_if_complete(job_id: int) -> None:

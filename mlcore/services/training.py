@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
@@ -20,6 +20,7 @@ from core.broker import broker_check
 from core.errors import ApplicationError, ConflictError, NotFoundError
 from core.jobs import JobCancelled, JobLost, JobRun, describe_failure, job_cancel, job_claim, job_enqueue_on_commit
 from core.models import UNFINISHED, Job, JobStatus
+from core.tasks import RETRYABLE
 from mlcore.models import (
     ModelVersion,
     ModelVersionStatus,
@@ -174,7 +175,7 @@ def training_run_execute(*, run_id: int) -> None:
     except JobLost:
         logger.warning("training run %s was taken over by another worker; this one stops", run_id)
         return
-    except OperationalError:
+    except RETRYABLE:
         raise  # the database blinked: the task is retried, and the retry resumes from the checkpoint
     except Exception as exc:
         from mlcore.engine.training import TrainingCancelled

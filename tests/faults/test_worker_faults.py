@@ -3,9 +3,13 @@ SIGKILL) and check that every job ends resumed or failed with its cause, never s
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+from django.db import InterfaceError, OperationalError, connections
 from django.db.models import Count
 
 from catalog.models import CategoryChange, ImportJob, Product
@@ -24,8 +28,10 @@ def _run(pk: int) -> TrainingRun:
 
 
 def _checkpoints(cluster: Cluster, version: ModelVersion) -> list[Path]:
+    """The run's complete checkpoints (the Trainer writes trainer_state.json last): a kill while the first one is
+    being written leaves nothing to resume, and the run rightly starts over."""
     folder = Path(cluster.env["MLCORE_ARTIFACT_DIR"]) / "checkpoints" / f"v{version.number}"
-    return list(folder.glob("checkpoint-*"))
+    return [checkpoint for checkpoint in folder.glob("checkpoint-*") if (checkpoint / "trainer_state.json").exists()]
 
 
 def _start_training(manager) -> TrainingRun:
@@ -224,3 +230,40 @@ def test_an_import_resumes_where_it_stopped_when_its_worker_is_killed(cluster, m
     assert (job.rows_created, job.rows_unchanged, job.rows_seen) == (rows, 0, rows)
     assert Product.objects.filter(sku__startswith="K").count() == rows
     assert CategoryChange.objects.filter(product__sku__startswith="K").count() == rows
+
+
+# --- the database ------------------------------------------------------------------------------------------------
+
+
+def _postgres_restart() -> None:
+    """Restart this machine's PostgreSQL cluster, as a failover or a maintenance restart would (root only)."""
+    clusters = sorted(p.name for p in Path("/etc/postgresql").glob("*")) if Path("/etc/postgresql").is_dir() else []
+    if os.geteuid() != 0 or not shutil.which("pg_ctlcluster") or not clusters:
+        pytest.skip("this machine does not let the test restart PostgreSQL (needs root and pg_ctlcluster)")
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", clusters[-1], "main", "restart"], check=True, timeout=120
+    )
+    connections.close_all()  # this process's connections died with the server
+
+
+def _job_when_reachable(pk: int) -> RescoreJob | None:
+    try:
+        job = RescoreJob.objects.get(pk=pk)
+    except (OperationalError, InterfaceError):
+        connections.close_all()
+        return None
+    return job if job.is_finished else None
+
+
+def test_rescoring_completes_when_postgresql_restarts(cluster, labelled_catalog, manager, settings):
+    job = _versioned_rescore_job(labelled_catalog, manager, settings, products=600)
+    cluster.worker("scorer", "default,scoring")
+    cluster.beat()
+    wait_for(lambda: RescoreJob.objects.get(pk=job.pk).chunks_done >= 20, seconds=120, what="20 chunks")
+    _postgres_restart()
+    try:
+        wait_for(lambda: _job_when_reachable(job.pk), seconds=240, what="re-scoring to end", every=0.5)
+    except AssertionError:
+        print(cluster.logs())
+        raise
+    _assert_complete(RescoreJob.objects.get(pk=job.pk))
