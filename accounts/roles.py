@@ -36,6 +36,9 @@ MODELS_MANAGE = [
 
 LABEL = ["labeling.add_annotation", "labeling.view_annotation", "labeling.view_labelingqueue"]
 REVIEW = [
+    "labeling.view_reclassificationbatch",
+    "labeling.change_reclassificationbatch",
+    "labeling.apply_reclassificationbatch",
     "labeling.view_reviewitem",
     "labeling.change_reviewitem",
     "labeling.add_labelingqueue",

@@ -15,7 +15,7 @@ from catalog.forms import CategorySetForm, ImportForm, ProductFilterForm
 from catalog.models import CategorySource
 from catalog.services.exports import products_export_csv, products_export_jsonl
 from catalog.services.jobs import import_job_cancel, import_job_create
-from catalog.services.products import product_category_set
+from catalog.services.labels import product_category_set
 from core.errors import ApplicationError, NotFoundError
 from core.http import HtmxHttpRequest, signed_in
 

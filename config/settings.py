@@ -309,5 +309,8 @@ LABELING_DOUBLE_SHARE = env.float("LABELING_DOUBLE_SHARE", default=0.1)
 LABELING_LEASE_SECONDS = env.int("LABELING_LEASE_SECONDS", default=600)
 # How the queue mixes its strategies (weights, normalised).
 LABELING_STRATEGY_WEIGHTS = {"uncertainty": 0.6, "disagreement": 0.2, "random": 0.2}
+# Reclassification proposals need this rolled-up probability (0: each version's confidence for 99 % precision on
+# the frozen test set).
+RECLASSIFY_THRESHOLD = env.float("RECLASSIFY_THRESHOLD", default=0.0)
 # A retraining run starts by itself after this many new verified labels from annotators (0: never).
 LABELING_RETRAIN_EVERY = env.int("LABELING_RETRAIN_EVERY", default=200)

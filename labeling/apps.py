@@ -9,4 +9,9 @@ class LabelingConfig(AppConfig):
     verbose_name = _("Labeling")
 
     def ready(self) -> None:
+        from core.jobs import JobKind, job_kind_register
         from labeling import receivers  # noqa: F401  (connects the signal handlers)
+        from labeling.models import ReclassificationJob
+        from labeling.services.reclassification import reclassification_job_enqueue
+
+        job_kind_register(JobKind(model=ReclassificationJob, queue="default", enqueue=reclassification_job_enqueue))

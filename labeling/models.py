@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Category, Product
+from core.models import Job
 
 
 class LabelingQueue(models.Model):
@@ -123,3 +126,135 @@ class ReviewItem(models.Model):
 
     def __str__(self) -> str:
         return f"review {self.product_id} ({self.reason})"
+
+
+# --- Reclassification: what a new model version proposes to change in the catalog, and the manager's decisions ---
+
+
+class ReclassificationBatch(models.Model):
+    """The proposals one model version makes, once its re-scoring has completed. A newer version's batch
+    supersedes this one's open proposals."""
+
+    model_version = models.ForeignKey("mlcore.ModelVersion", on_delete=models.CASCADE, related_name="+")
+    # The rolled-up probability a proposal's category needs (default: the version's confidence for 99 % precision
+    # on the frozen test set).
+    threshold = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    superseded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("apply_reclassificationbatch", "Can apply and undo reclassifications")]
+
+    def __str__(self) -> str:
+        return f"reclassification batch {self.pk} ({self.model_version_id})"
+
+
+class ProposalKind(models.TextChoices):
+    FILL = "fill", _("fill: no category yet")
+    REFINE = "refine", _("refine: a deeper category")
+    CHANGE = "change", _("change: another branch")
+
+
+class ProposalState(models.TextChoices):
+    PROPOSED = "proposed", _("proposed")
+    APPROVED = "approved", _("approved")
+    REJECTED = "rejected", _("rejected")
+    APPLIED = "applied", _("applied")
+    SKIPPED = "skipped", _("skipped: the product changed since")
+    UNDONE = "undone", _("undone")
+    SUPERSEDED = "superseded", _("superseded by a newer version")
+
+
+OPEN_PROPOSAL_STATES = (ProposalState.PROPOSED, ProposalState.APPROVED)
+
+
+class ReclassificationProposal(models.Model):
+    batch = models.ForeignKey(ReclassificationBatch, on_delete=models.CASCADE, related_name="proposals")
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
+    # The category of record when the proposal was made (null: the product had none).
+    from_category = models.ForeignKey(Category, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    to_category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=10, choices=ProposalKind.choices)
+    # The rolled-up probability of to_category (the sum over its subtree of the model's top categories).
+    confidence = models.FloatField()
+    # The model's own top categories, [[category_id, probability], ...], best first.
+    top = models.JSONField(default=list)
+    # The product's version when proposed: applying to a product changed since is refused, never an overwrite.
+    product_version = models.PositiveIntegerField()
+    state = models.CharField(max_length=12, choices=ProposalState.choices, default=ProposalState.PROPOSED)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    # The CategoryChange that applied it (what undo reverts).
+    change = models.ForeignKey(
+        "catalog.CategoryChange", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["batch", "product"], name="proposal_batch_product")]
+        indexes = [
+            models.Index(fields=["batch", "state"], name="proposal_batch_state"),
+            models.Index(fields=["batch", "kind", "from_category", "to_category"], name="proposal_batch_group"),
+            models.Index(fields=["product", "state"], name="proposal_product_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_id}: {self.from_category_id} -> {self.to_category_id} ({self.state})"
+
+
+class ReclassificationRejection(models.Model):
+    """A manager said no to (product, from, to): not proposed again until the product changes."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
+    from_category = models.ForeignKey(Category, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    to_category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="+")
+    product_version = models.PositiveIntegerField()
+    rejected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["product", "to_category"], name="rejection_product_to")]
+
+    def __str__(self) -> str:
+        return f"{self.product_id}: not {self.from_category_id} -> {self.to_category_id}"
+
+
+class ReclassificationAction(models.TextChoices):
+    BUILD = "build", _("build the proposals")
+    APPLY = "apply", _("apply")
+    UNDO = "undo", _("undo")
+
+
+class ReclassificationJob(Job):
+    """Building a batch, applying its approved proposals or undoing its applied ones, in the background (the core
+    job lifecycle: a lost worker's job is resumed, each step being idempotent on the proposals' states)."""
+
+    action = models.CharField(max_length=10, choices=ReclassificationAction.choices)
+    model_version = models.ForeignKey("mlcore.ModelVersion", on_delete=models.CASCADE, related_name="+")
+    batch = models.ForeignKey(
+        ReclassificationBatch, on_delete=models.CASCADE, null=True, blank=True, related_name="jobs"
+    )
+    # Apply/undo only these proposals' group (kind, from, to); empty: the whole batch.
+    group = models.JSONField(default=dict, blank=True)
+    # Groups the CategoryChange rows this job wrote (an audit trail entry per product).
+    change_batch = models.UUIDField(default=uuid.uuid4, editable=False)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"reclassification {self.action} #{self.pk} ({self.status})"
+
+    def progress(self) -> tuple[int, int]:
+        return (self.done, self.total)

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.dispatch import receiver
 
-from mlcore.signals import label_issues_found
+from mlcore.signals import label_issues_found, predictions_switched
 
 logger = logging.getLogger(__name__)
 
@@ -18,3 +18,11 @@ def label_issues_to_review(sender: Any, audit: Any, **kwargs: Any) -> None:
 
     opened = review_items_from_label_audit(audit_id=audit.pk)
     logger.info("label audit %s: %s likely label error(s) sent to review", audit.pk, opened)
+
+
+@receiver(predictions_switched, dispatch_uid="labeling.reclassification_build")
+def reclassification_build(sender: Any, version_id: int, **kwargs: Any) -> None:
+    from labeling.services.reclassification import reclassification_build_start
+
+    job = reclassification_build_start(version_id=version_id)
+    logger.info("v%s serves: reclassification proposals queued (job %s)", version_id, job.pk if job else None)

@@ -6,3 +6,7 @@ from django.dispatch import Signal
 
 # Sent after a label audit finished, outside its transaction, with `audit` (a LabelAudit).
 label_issues_found = Signal()
+
+# Sent once a model version's re-scoring has completed and its predictions serve (after the commit), with
+# `version_id`. labeling builds the version's reclassification proposals from it.
+predictions_switched = Signal()

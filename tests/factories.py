@@ -65,7 +65,7 @@ def verified_product(category: Category, actor: Any, **fields: Any) -> Product:
     """A product whose category of record is `category`, verified by `actor` through the catalog's service (so it
     has its audit row, as a label from an annotator or a manager would)."""
     from catalog.models import CategorySource
-    from catalog.services.products import product_category_set
+    from catalog.services.labels import product_category_set
 
     product = ProductFactory(**fields)
     product_category_set(

@@ -23,7 +23,8 @@ from catalog.api.serializers import (
 )
 from catalog.models import Category, CategorySource, ImportJob, Product
 from catalog.services.jobs import import_job_cancel, import_job_create
-from catalog.services.products import product_category_set, product_create, product_update
+from catalog.services.labels import product_category_set
+from catalog.services.products import product_create, product_update
 from catalog.services.taxonomy import category_update
 from core.api import RequiredPermission
 from core.errors import ApplicationError

@@ -437,56 +437,6 @@ def _write_chunk(
         CategoryChange.objects.bulk_create(changes)
 
 
-def product_category_set(
-    *,
-    product_id: int,
-    category_id: int | None,
-    expected_version: int,
-    source: str,
-    actor: User | None,
-    verified: bool,
-    batch: uuid.UUID | None = None,
-    note: str = "",
-) -> Product:
-    """Set (or clear) a product's category of record, refusing a stale write; writes the audit row."""
-    if source not in CategorySource.values:
-        raise ApplicationError(f"Unknown category source '{source}'.")
-    with transaction.atomic():
-        product = Product.objects.select_for_update().filter(pk=product_id).first()
-        if product is None:
-            raise NotFoundError(f"No product with id {product_id}.")
-        if product.version != expected_version:
-            raise ConflictError(
-                "This product was changed by someone else since you opened it (version "
-                f"{expected_version}, now {product.version}). Reload it to see the change.",
-                extra={"current_version": product.version},
-            )
-        if category_id is not None and not Category.objects.filter(pk=category_id).exists():
-            raise NotFoundError(f"No category with id {category_id}.")
-        if category_id == product.category_id and verified == product.is_verified and source == product.category_source:
-            return product
-        CategoryChange.objects.create(
-            product=product,
-            from_category_id=product.category_id,
-            from_source=product.category_source,
-            from_verified=product.is_verified,
-            to_category_id=category_id,
-            source=source,
-            verified=verified and category_id is not None,
-            actor=actor if actor and actor.pk else None,
-            batch=batch,
-            note=note[:500],
-        )
-        product.category_id = category_id
-        product.category_source = source if category_id is not None else ""
-        product.is_verified = verified and category_id is not None
-        product.category_set_by = actor if category_id is not None and actor and actor.pk else None
-        product.category_set_at = timezone.now() if category_id is not None else None
-        product.version += 1
-        product.save()
-    return product
-
-
 EDITABLE_FIELDS = ("title", "description", "brand", "attributes")
 
 
@@ -510,6 +460,8 @@ def product_create(
             sku=sku, title=title.strip(), description=description, brand=brand, attributes=attributes or {}
         )
         if category_id is not None:
+            from catalog.services.labels import product_category_set
+
             product = product_category_set(
                 product_id=product.pk,
                 category_id=category_id,
@@ -544,36 +496,4 @@ def product_update(*, product_id: int, expected_version: int, changes: dict[str,
             raise ApplicationError("The title cannot be empty.")
         product.version += 1
         product.save(update_fields=[*dirty, "version", "updated_at"])
-    return product
-
-
-def product_category_revert(*, change_id: int, actor: User | None, note: str = "") -> Product:
-    """Undo one category change exactly (category, source, verified), if nothing changed the product's category
-    since; writes its own audit row."""
-    with transaction.atomic():
-        change = CategoryChange.objects.select_related("product").filter(pk=change_id).first()
-        if change is None:
-            raise NotFoundError(f"No category change with id {change_id}.")
-        product = Product.objects.select_for_update().get(pk=change.product_id)
-        later = CategoryChange.objects.filter(product=product, pk__gt=change.pk).exists()
-        if later or product.category_id != change.to_category_id:
-            raise ConflictError("The category changed again since; there is nothing to undo safely.")
-        CategoryChange.objects.create(
-            product=product,
-            from_category_id=product.category_id,
-            from_source=product.category_source,
-            from_verified=product.is_verified,
-            to_category_id=change.from_category_id,
-            source=change.from_source or change.source,
-            verified=change.from_verified,
-            actor=actor,
-            note=(note or f"undo of change #{change.pk}")[:500],
-        )
-        product.category_id = change.from_category_id
-        product.category_source = change.from_source if change.from_category_id else ""
-        product.is_verified = change.from_verified and change.from_category_id is not None
-        product.category_set_by = actor if change.from_category_id else None
-        product.category_set_at = timezone.now() if change.from_category_id else None
-        product.version += 1
-        product.save()
     return product

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog.models import Category, CategoryChange, CategorySource, Product
-from catalog.services.products import product_category_revert, product_category_set
+from catalog.services.labels import product_category_revert, product_category_set
 from core.errors import ApplicationError, ConflictError, NotFoundError
 from labeling.models import Annotation, AnnotationKind, Lease, ReviewItem, ReviewReason
 from labeling.services.queue import has_room, lease_grant, overlap

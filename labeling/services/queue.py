@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from catalog.models import CategorySource, Product
 from labeling.models import Annotation, AnnotationKind, LabelingQueue, Lease, ReviewItem
+from labeling.services.reclassification import open_proposal_products
 from mlcore.models import ModelVersion, Prediction
 from mlcore.selectors import serving_version
 
@@ -91,6 +92,8 @@ def _candidates(
                 product__in=open_products.filter(category_source=CategorySource.IMPORT),
             )
             .exclude(product__category_id=F("category_id"))
+            # A product with an open reclassification proposal waits for the manager's decision instead.
+            .exclude(product__in=open_proposal_products())
             .order_by("-confidence")
         )
         for page in range(PAGES_PER_STRATEGY):

@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog.models import Category, CategorySource, Product
-from catalog.services.products import product_category_set
+from catalog.services.labels import product_category_set
 from core.errors import ConflictError, NotFoundError
 from labeling.models import ReviewItem, ReviewReason
 

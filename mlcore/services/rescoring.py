@@ -25,6 +25,7 @@ from core.models import FINISHED, UNFINISHED, JobStatus
 from core.tasks import RETRYABLE
 from mlcore.models import ModelVersion, Prediction, RescoreChunk, RescoreJob
 from mlcore.services.common import base_model_path, category_hierarchy
+from mlcore.signals import predictions_switched
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +183,8 @@ def _finish_if_complete(job_id: int) -> None:
             # The switch: from now on suggestions come from this version, all products at once.
             ModelVersion.objects.filter(is_serving=True).exclude(pk=job.model_version_id).update(is_serving=False)
             ModelVersion.objects.filter(pk=job.model_version_id).update(is_serving=True)
+            version_id = job.model_version_id
+            transaction.on_commit(lambda: predictions_switched.send(sender=ModelVersion, version_id=version_id))
 
 
 def predictions_write(*, rows: list[dict[str, Any]], version_id: int | None) -> None:

@@ -18,7 +18,8 @@ from django.utils.text import slugify
 from accounts.roles import Role
 from accounts.services import roles_ensure, user_role_assign
 from catalog.models import Category, CategorySource, Product
-from catalog.services.products import product_category_set, product_import
+from catalog.services.labels import product_category_set
+from catalog.services.products import product_import
 from catalog.services.taxonomy import taxonomy_import
 
 RELEASE = "2024-07"

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from catalog.models import CategoryChange, CategorySource, Product
-from catalog.services.products import product_category_set, product_import
+from catalog.services.labels import product_category_set
+from catalog.services.products import product_import
 from catalog.services.reading import FileFormatError
 
 GOOD = (
@@ -153,7 +154,7 @@ def test_import_never_overwrites_a_verified_category(small_tree, write_file, man
 
 
 def test_a_category_change_can_be_reverted_exactly_once(small_tree, write_file, manager):
-    from catalog.services.products import product_category_revert
+    from catalog.services.labels import product_category_revert
     from core.errors import ConflictError
 
     product_import(path=write_file("p.csv", GOOD))

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from catalog.models import CategoryChange, Product
-from catalog.services.products import product_category_set
+from catalog.services.labels import product_category_set
 from core.errors import ApplicationError, ConflictError
 from labeling.models import Annotation, ReviewItem
 from labeling.services.annotations import annotation_flag, annotation_submit, annotation_undo

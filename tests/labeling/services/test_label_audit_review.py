@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from catalog.models import CategorySource, Product
-from catalog.services.products import product_category_set
+from catalog.services.labels import product_category_set
 from core.models import JobStatus
 from labeling.models import ReviewItem, ReviewReason
 from labeling.services.reviews import review_resolve

@@ -1,0 +1,246 @@
+"""Reclassification: proposals from a version's stored predictions, decisions, apply and undo through the one door
+to the category of record."""
+
+from __future__ import annotations
+
+import pytest
+
+from catalog.models import CategoryChange, CategorySource, Product
+from catalog.services.labels import product_category_set
+from core.errors import ApplicationError, ConflictError
+from core.models import JobStatus
+from labeling.models import (
+    ProposalKind,
+    ProposalState,
+    ReclassificationBatch,
+    ReclassificationJob,
+    ReclassificationProposal,
+)
+from labeling.services.reclassification import (
+    Tree,
+    model_choice,
+    proposal_kind,
+    proposals_decide,
+    reclassification_apply_start,
+    reclassification_build_start,
+    reclassification_job_run,
+    reclassification_undo_start,
+)
+from mlcore.models import ModelVersion, ModelVersionStatus, Prediction
+from tests.factories import ProductFactory, verified_product
+
+
+def _version(number: int = 1, threshold: float = 0.8) -> ModelVersion:
+    ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).update(status=ModelVersionStatus.ARCHIVED)
+    return ModelVersion.objects.create(
+        number=number,
+        base_model="x",
+        status=ModelVersionStatus.ACTIVE,
+        metrics={"test": {"coverage_at_99": {"coverage": 0.7, "threshold": threshold}}},
+    )
+
+
+def _predict(version: ModelVersion, product: Product, top: list[tuple[object, float]]) -> None:
+    rows = [[category.pk, p] for category, p in top]
+    Prediction.objects.create(
+        product=product,
+        model_version=version,
+        top=rows,
+        category_id=rows[0][0],
+        confidence=rows[0][1],
+        margin=0.1,
+        entropy=0.5,
+    )
+
+
+def _build(version: ModelVersion, django_capture_on_commit_callbacks) -> ReclassificationBatch:
+    with django_capture_on_commit_callbacks(execute=False):
+        job = reclassification_build_start(version_id=version.pk)
+    reclassification_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    return job.batch
+
+
+def _imported(tree, category_key: str | None, **fields) -> Product:
+    product = ProductFactory(**fields)
+    if category_key:
+        product = product_category_set(
+            product_id=product.pk,
+            category_id=tree[category_key].pk,
+            expected_version=product.version,
+            source=CategorySource.IMPORT,
+            actor=None,
+            verified=False,
+        )
+    return product
+
+
+def test_the_choice_backs_off_to_the_deepest_sure_category(small_tree):
+    tree = Tree.load()
+    dish, fridge, kitchen = small_tree["dish"], small_tree["fridge"], small_tree["kitchen"]
+    # Sure it is kitchen (0.5 + 0.45), not which kind: proposed to Kitchen, not to a guessed leaf.
+    assert model_choice([[dish.pk, 0.5], [fridge.pk, 0.45]], tree, 0.9) == (kitchen.pk, pytest.approx(0.95))
+    assert model_choice([[dish.pk, 0.93], [fridge.pk, 0.05]], tree, 0.9) == (dish.pk, pytest.approx(0.93))
+    assert model_choice([[dish.pk, 0.4], [small_tree["phones"].pk, 0.4]], tree, 0.9) is None
+
+
+def test_the_kinds_and_no_proposal_above_the_current_category(small_tree):
+    tree = Tree.load()
+    assert proposal_kind(None, small_tree["dish"].pk, tree) == ProposalKind.FILL
+    assert proposal_kind(small_tree["kitchen"].pk, small_tree["dish"].pk, tree) == ProposalKind.REFINE
+    assert proposal_kind(small_tree["phones"].pk, small_tree["dish"].pk, tree) == ProposalKind.CHANGE
+    assert proposal_kind(small_tree["dish"].pk, small_tree["kitchen"].pk, tree) is None  # an ancestor: no
+    assert proposal_kind(small_tree["dish"].pk, small_tree["dish"].pk, tree) is None
+
+
+def test_a_batch_proposes_fills_refines_and_changes_never_a_verified_label(
+    small_tree, manager, django_capture_on_commit_callbacks
+):
+    version = _version(threshold=0.8)
+    none = _imported(small_tree, None, title="dishwasher a")
+    kitchen = _imported(small_tree, "kitchen", title="dishwasher b")
+    phone = _imported(small_tree, "phones", title="dishwasher c")
+    unsure = _imported(small_tree, None, title="thing")
+    same = _imported(small_tree, "dish", title="dishwasher d")
+    verified = verified_product(small_tree["phones"], manager, title="dishwasher e")
+    for product in (none, kitchen, phone, same, verified):
+        _predict(version, product, [(small_tree["dish"], 0.9), (small_tree["fridge"], 0.05)])
+    _predict(version, unsure, [(small_tree["dish"], 0.5), (small_tree["phones"], 0.4)])
+
+    batch = _build(version, django_capture_on_commit_callbacks)
+    proposals = {p.product_id: p for p in ReclassificationProposal.objects.filter(batch=batch)}
+    assert batch.threshold == 0.8  # the version's confidence for 99 % precision
+    assert proposals[none.pk].kind == ProposalKind.FILL
+    assert proposals[kitchen.pk].kind == ProposalKind.REFINE
+    assert proposals[phone.pk].kind == ProposalKind.CHANGE
+    assert proposals[phone.pk].from_category_id == small_tree["phones"].pk
+    assert proposals[phone.pk].confidence == pytest.approx(0.9)
+    assert set(proposals) == {none.pk, kitchen.pk, phone.pk}  # not unsure, not same, never the verified one
+
+
+def test_a_newer_batch_supersedes_open_proposals_and_a_rejection_is_remembered(
+    small_tree, manager, django_capture_on_commit_callbacks
+):
+    first = _version(1)
+    a = _imported(small_tree, "phones", title="dishwasher a")
+    b = _imported(small_tree, "phones", title="dishwasher b")
+    for product in (a, b):
+        _predict(first, product, [(small_tree["dish"], 0.95)])
+    old = _build(first, django_capture_on_commit_callbacks)
+    rejected = ReclassificationProposal.objects.get(batch=old, product=a)
+    assert proposals_decide(batch_id=old.pk, decision="reject", user=manager, ids=[rejected.pk]) == 1
+
+    second = _version(2)
+    for product in (a, b):
+        _predict(second, product, [(small_tree["dish"], 0.95)])
+    new = _build(second, django_capture_on_commit_callbacks)
+    old.refresh_from_db()
+    assert old.superseded_at is not None
+    assert ReclassificationProposal.objects.get(batch=old, product=b).state == ProposalState.SUPERSEDED
+    # The rejected move is not proposed again while the product is unchanged...
+    assert list(ReclassificationProposal.objects.filter(batch=new).values_list("product_id", flat=True)) == [b.pk]
+    with pytest.raises(ConflictError, match="superseded"):
+        proposals_decide(batch_id=old.pk, decision="approve", user=manager, ids=[rejected.pk])
+
+    # ...and is again once the product changed.
+    a.title = "dishwasher a, renamed"
+    Product.objects.filter(pk=a.pk).update(version=a.version + 1)
+    third = _version(3)
+    _predict(third, a, [(small_tree["dish"], 0.95)])
+    latest = _build(third, django_capture_on_commit_callbacks)
+    assert ReclassificationProposal.objects.filter(batch=latest, product=a).exists()
+
+
+def test_apply_then_undo_exactly_skipping_products_changed_since(
+    small_tree, manager, settings, django_capture_on_commit_callbacks
+):
+    version = _version()
+    products = [_imported(small_tree, "phones", title=f"dishwasher {i}") for i in range(5)]
+    for product in products:
+        _predict(version, product, [(small_tree["dish"], 0.95)])
+    batch = _build(version, django_capture_on_commit_callbacks)
+    assert proposals_decide(batch_id=batch.pk, decision="approve", user=manager, group={"kind": "change"}) == 5
+    # Someone edits product 0's category after the proposal was made: apply must not overwrite it.
+    changed = products[0]
+    product_category_set(
+        product_id=changed.pk,
+        category_id=small_tree["fridge"].pk,
+        expected_version=Product.objects.get(pk=changed.pk).version,
+        source=CategorySource.MANUAL,
+        actor=manager,
+        verified=True,
+    )
+
+    with django_capture_on_commit_callbacks(execute=False):
+        job = reclassification_apply_start(batch_id=batch.pk, user=manager)
+    reclassification_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.done, job.skipped) == (JobStatus.SUCCEEDED, 4, 1)
+    assert Product.objects.get(pk=changed.pk).category_id == small_tree["fridge"].pk
+    moved = Product.objects.filter(pk__in=[p.pk for p in products[1:]])
+    assert set(moved.values_list("category_id", "category_source", "is_verified")) == {
+        (small_tree["dish"].pk, CategorySource.RECLASSIFICATION, False)
+    }
+    audit = CategoryChange.objects.filter(batch=job.change_batch)
+    assert audit.count() == 4
+    assert {c.actor_id for c in audit} == {manager.pk}
+    assert "reclassification batch" in audit.first().note
+    skipped = ReclassificationProposal.objects.get(batch=batch, product=changed)
+    assert skipped.state == ProposalState.SKIPPED
+    assert "changed since" in skipped.note
+
+    # Product 1 is changed again after the apply: undo leaves it alone and reverts the rest exactly.
+    later = products[1]
+    product_category_set(
+        product_id=later.pk,
+        category_id=small_tree["fridge"].pk,
+        expected_version=Product.objects.get(pk=later.pk).version,
+        source=CategorySource.MANUAL,
+        actor=manager,
+        verified=True,
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        undo = reclassification_undo_start(batch_id=batch.pk, user=manager)
+    reclassification_job_run(job_id=undo.pk)
+    undo.refresh_from_db()
+    assert (undo.status, undo.done, undo.skipped) == (JobStatus.SUCCEEDED, 3, 1)
+    restored = Product.objects.filter(pk__in=[p.pk for p in products[2:]])
+    assert set(restored.values_list("category_id", "category_source", "is_verified")) == {
+        (small_tree["phones"].pk, CategorySource.IMPORT, False)
+    }
+    assert Product.objects.get(pk=later.pk).category_id == small_tree["fridge"].pk
+    assert ReclassificationProposal.objects.filter(batch=batch, state=ProposalState.UNDONE).count() == 3
+
+
+def test_one_job_per_batch_at_a_time_and_clear_errors(small_tree, manager, django_capture_on_commit_callbacks):
+    version = _version()
+    product = _imported(small_tree, "phones", title="dishwasher")
+    _predict(version, product, [(small_tree["dish"], 0.95)])
+    batch = _build(version, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=False):
+        reclassification_apply_start(batch_id=batch.pk, user=manager)
+        with pytest.raises(ConflictError, match="already has a job"):
+            reclassification_undo_start(batch_id=batch.pk, user=manager)
+    with pytest.raises(ApplicationError, match="Unknown decision"):
+        proposals_decide(batch_id=batch.pk, decision="maybe", user=manager, ids=[1])
+    with pytest.raises(ApplicationError, match="Say which"):
+        proposals_decide(batch_id=batch.pk, decision="approve", user=manager)
+    assert ReclassificationJob.objects.filter(batch=batch, action__in=["apply", "undo"]).count() == 1
+
+
+def test_a_completed_rescore_queues_the_batch(
+    ml_settings, labelled_catalog, manager, django_capture_on_commit_callbacks
+):
+    """The mlcore signal at the switch builds the version's proposals (labeling listens; mlcore never imports it)."""
+    from mlcore.services.rescoring import rescore_job_run_here, rescore_job_start
+    from mlcore.services.training import training_run_execute, training_run_start
+
+    with django_capture_on_commit_callbacks(execute=False):
+        run = training_run_start(user=manager, epochs=3, learning_rate=5e-3, batch_size=8, max_length=16)
+        training_run_execute(run_id=run.pk)
+    version = ModelVersion.objects.get(training_run=run)
+    job = rescore_job_start(version_id=version.pk, enqueue=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        rescore_job_run_here(job_id=job.pk)
+    assert ReclassificationJob.objects.filter(model_version=version, action="build").exists()
