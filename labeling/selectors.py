@@ -5,13 +5,21 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
-from django.db.models.functions import TruncDate
+from django.db.models import Avg, Count, F, Min, Q, QuerySet, Window
+from django.db.models.functions import RowNumber, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext
 
 from catalog.models import Category, Product
-from labeling.models import Annotation, AnnotationKind, ReviewItem
+from core.errors import NotFoundError
+from labeling.models import (
+    Annotation,
+    AnnotationKind,
+    ProposalState,
+    ReclassificationBatch,
+    ReclassificationProposal,
+    ReviewItem,
+)
 
 
 @dataclass(frozen=True)
@@ -112,3 +120,121 @@ def agreement_report() -> dict[str, Any]:
         "with_adjudication": {u: (sum(v) / len(v), len(v)) for u, v in sorted(versus.items())},
         "items_with_several_answers": len(multi),
     }
+
+
+# --- reclassification --------------------------------------------------------------------------------------------
+
+GROUP_ORDERS = {"size": "-n", "confidence": "-mean_confidence", "lowest": "low_confidence"}
+
+
+def reclassification_batches() -> QuerySet[ReclassificationBatch]:
+    """Batches, newest first, with their proposals counted by state in the same query."""
+    counts = {f"n_{state}": Count("proposals", filter=Q(proposals__state=state)) for state in ProposalState.values}
+    return ReclassificationBatch.objects.select_related("model_version").annotate(n_total=Count("proposals"), **counts)
+
+
+def reclassification_batch_get(*, batch_id: int) -> ReclassificationBatch:
+    batch = reclassification_batches().filter(pk=batch_id).first()
+    if batch is None:
+        raise NotFoundError(f"No reclassification batch with id {batch_id}.")
+    return batch
+
+
+@dataclass(frozen=True)
+class ProposalFilters:
+    kind: str = ""
+    state: str = ""
+    subtree: Category | None = None  # the proposed category lies in it
+    min_confidence: float | None = None
+    max_confidence: float | None = None
+    source: str = ""  # where the current category came from
+
+    def apply(self, rows: QuerySet[ReclassificationProposal]) -> QuerySet[ReclassificationProposal]:
+        if self.kind:
+            rows = rows.filter(kind=self.kind)
+        if self.state:
+            rows = rows.filter(state=self.state)
+        if self.subtree is not None:
+            rows = rows.filter(to_category__path__startswith=self.subtree.path)
+        if self.min_confidence is not None:
+            rows = rows.filter(confidence__gte=self.min_confidence)
+        if self.max_confidence is not None:
+            rows = rows.filter(confidence__lte=self.max_confidence)
+        if self.source:
+            rows = rows.filter(product__category_source=self.source)
+        return rows
+
+
+def reclassification_groups(
+    *, batch: ReclassificationBatch, filters: ProposalFilters, order: str = "size", limit: int = 200, samples: int = 3
+) -> list[dict[str, Any]]:
+    """Proposals grouped by kind and from -> to, with count, mean and lowest confidence, counts by state, full
+    paths and a few sample titles: two queries, whatever the number of groups."""
+    rows = filters.apply(ReclassificationProposal.objects.filter(batch=batch))
+    groups = list(
+        rows.values("kind", "from_category_id", "to_category_id")
+        .annotate(
+            n=Count("id"),
+            mean_confidence=Avg("confidence"),
+            low_confidence=Min("confidence"),
+            **{f"n_{state}": Count("id", filter=Q(state=state)) for state in ProposalState.values},
+        )
+        .order_by(GROUP_ORDERS.get(order, "-n"), "kind", "to_category_id")[:limit]
+    )
+    if not groups:
+        return []
+    keys = {(g["kind"], g["from_category_id"], g["to_category_id"]) for g in groups}
+    ranked = (
+        rows.annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("kind"), F("from_category_id"), F("to_category_id")],
+                order_by=F("confidence").desc(),
+            )
+        )
+        .filter(rank__lte=samples)
+        .values_list("kind", "from_category_id", "to_category_id", "product__title")
+    )
+    titles: dict[tuple[str, int | None, int], list[str]] = {}
+    for kind, from_id, to_id, title in ranked:
+        if (kind, from_id, to_id) in keys:
+            titles.setdefault((kind, from_id, to_id), []).append(title)
+    categories = Category.objects.in_bulk(
+        {g["to_category_id"] for g in groups} | {g["from_category_id"] for g in groups if g["from_category_id"]}
+    )
+    for group in groups:
+        key = (group["kind"], group["from_category_id"], group["to_category_id"])
+        group["from_category"] = categories.get(group["from_category_id"]) if group["from_category_id"] else None
+        group["to_category"] = categories[group["to_category_id"]]
+        group["samples"] = titles.get(key, [])
+        # Crossing top-level verticals (a toy into Apparel) deserves a second look.
+        source = group["from_category"]
+        group["crosses_vertical"] = bool(
+            source is not None and source.path.split("/")[1] != group["to_category"].path.split("/")[1]
+        )
+    return groups
+
+
+def reclassification_proposals(
+    *, batch: ReclassificationBatch, filters: ProposalFilters, group: dict[str, Any] | None = None
+) -> QuerySet[ReclassificationProposal]:
+    rows = filters.apply(ReclassificationProposal.objects.filter(batch=batch))
+    if group:
+        if group.get("kind"):
+            rows = rows.filter(kind=group["kind"])
+        if "to" in group:
+            rows = rows.filter(to_category_id=group["to"])
+        if "from" in group:
+            rows = (
+                rows.filter(from_category_id=group["from"])
+                if group["from"] is not None
+                else rows.filter(from_category__isnull=True)
+            )
+    return rows.select_related("product", "from_category", "to_category").order_by("-confidence", "pk")
+
+
+def reclassification_waiting() -> int:
+    """Proposals waiting for a decision or to be applied, in batches not superseded (the Models page shows it)."""
+    return ReclassificationProposal.objects.filter(
+        batch__superseded_at__isnull=True, state__in=[ProposalState.PROPOSED, ProposalState.APPROVED]
+    ).count()

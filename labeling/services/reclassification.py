@@ -142,7 +142,7 @@ def _start(*, batch_id: int, user: User | None, action: str, group: dict[str, An
             action=action,
             model_version_id=batch.model_version_id,
             batch=batch,
-            group=_clean_group(group),
+            group=proposal_group_clean(group),
             created_by=user if user is not None and user.pk else None,
         )
         job_enqueue_on_commit(job, lambda: reclassification_job_enqueue(job.pk))
@@ -356,7 +356,8 @@ def _settle(
 DECISIONS = {"approve": ProposalState.APPROVED, "reject": ProposalState.REJECTED, "reopen": ProposalState.PROPOSED}
 
 
-def _clean_group(group: dict[str, Any] | None) -> dict[str, Any]:
+def proposal_group_clean(group: dict[str, Any] | None) -> dict[str, Any]:
+    """A group as {kind, from, to} with ids as ints (from None: the products had no category), or a clear error."""
     if not group:
         return {}
     clean: dict[str, Any] = {}
@@ -402,7 +403,7 @@ def proposals_decide(
     if ids is not None:
         rows = rows.filter(pk__in=ids)
     if group is not None:
-        probe = ReclassificationJob(batch=batch, group=_clean_group(group))
+        probe = ReclassificationJob(batch=batch, group=proposal_group_clean(group))
         rows = rows.filter(_group_filter(probe))
     with transaction.atomic():
         if decision == "reject":
