@@ -12,6 +12,7 @@ urlpatterns = [
     path("models/", include("mlcore.urls")),
     path("label/", include("labeling.urls")),
     path("review/", include("labeling.review_urls")),
+    path("reclassify/", include("labeling.reclassify_urls")),
     path("api/v1/", include("catalog.api.urls")),
     path("api/v1/", include("mlcore.api.urls")),
     path("api/v1/", include("labeling.api.urls")),

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from labeling import reclassify_views as views
+
+app_name = "reclassify"
+urlpatterns = [
+    path("", views.batch_list, name="list"),
+    path("<int:batch_id>/", views.batch_detail, name="batch"),
+    path("<int:batch_id>/group/", views.group_detail, name="group"),
+    path("<int:batch_id>/decide/", views.decide, name="decide"),
+    path("<int:batch_id>/<str:action>/", views.run_job, name="job"),
+]

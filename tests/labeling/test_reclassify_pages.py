@@ -1,0 +1,61 @@
+"""The manager's /reclassify/ pages: who may see and act, and a group approved, applied and undone from them."""
+
+from __future__ import annotations
+
+from django.test import Client
+from django.urls import reverse
+
+from catalog.models import CategorySource, Product
+from labeling.models import ProposalState, ReclassificationJob, ReclassificationProposal
+from labeling.services.reclassification import reclassification_job_run
+from tests.labeling.api.test_reclassification_api import batch  # noqa: F401  (the fixture)
+
+
+def test_annotators_are_kept_out_and_anonymous_users_sent_to_log_in(batch, annotator_client):  # noqa: F811
+    for url in (
+        reverse("reclassify:list"),
+        reverse("reclassify:batch", args=[batch.pk]),
+        reverse("reclassify:group", args=[batch.pk]) + "?kind=fill&from=none&to=1",
+    ):
+        assert annotator_client.get(url).status_code == 403
+        assert Client().get(url).status_code == 302
+    assert (
+        annotator_client.post(reverse("reclassify:decide", args=[batch.pk]), {"decision": "approve"}).status_code == 403
+    )
+    assert annotator_client.post(reverse("reclassify:job", args=[batch.pk, "apply"])).status_code == 403
+
+
+def test_a_manager_approves_a_group_applies_it_and_undoes_it(
+    batch,  # noqa: F811
+    manager_client,
+    small_tree,
+    django_capture_on_commit_callbacks,
+):
+    listing = manager_client.get(reverse("reclassify:list")).content.decode()
+    assert reverse("reclassify:batch", args=[batch.pk]) in listing
+    page = manager_client.get(reverse("reclassify:batch", args=[batch.pk])).content.decode()
+    assert "Home &amp; Garden &gt; Kitchen &gt; Dishwashers" in page
+    assert "crosses top-level categories" in page
+    group = {"kind": "change", "from": small_tree["phones"].pk, "to": small_tree["dish"].pk}
+    group_page = manager_client.get(reverse("reclassify:group", args=[batch.pk]), group).content.decode()
+    assert group_page.count('name="ids"') == 3
+
+    manager_client.post(reverse("reclassify:decide", args=[batch.pk]), {**group, "decision": "approve"})
+    assert ReclassificationProposal.objects.filter(batch=batch, state=ProposalState.APPROVED).count() == 3
+    one = ReclassificationProposal.objects.filter(batch=batch, kind="change").first()
+    manager_client.post(reverse("reclassify:decide", args=[batch.pk]), {"ids": [one.pk], "decision": "reject"})
+
+    with django_capture_on_commit_callbacks(execute=False):
+        manager_client.post(reverse("reclassify:job", args=[batch.pk, "apply"]))
+    job = ReclassificationJob.objects.get(batch=batch, action="apply")
+    reclassification_job_run(job_id=job.pk)
+    assert Product.objects.filter(category_source=CategorySource.RECLASSIFICATION).count() == 2
+    page = manager_client.get(reverse("reclassify:batch", args=[batch.pk])).content.decode()
+    assert "2 of 2 done, 0 skipped" in page
+
+    with django_capture_on_commit_callbacks(execute=False):
+        manager_client.post(reverse("reclassify:job", args=[batch.pk, "undo"]))
+    reclassification_job_run(job_id=ReclassificationJob.objects.get(batch=batch, action="undo").pk)
+    assert not Product.objects.filter(category_source=CategorySource.RECLASSIFICATION).exists()
+    bad = manager_client.get(reverse("reclassify:group", args=[batch.pk]), {"kind": "sideways", "to": 1})
+    assert bad.status_code == 400
