@@ -7,6 +7,8 @@ from labeling import reclassify_views as views
 app_name = "reclassify"
 urlpatterns = [
     path("", views.batch_list, name="list"),
+    path("waiting/", views.waiting, name="waiting"),
+    path("products/<int:product_id>/", views.product_proposal, name="product"),
     path("<int:batch_id>/", views.batch_detail, name="batch"),
     path("<int:batch_id>/group/", views.group_detail, name="group"),
     path("<int:batch_id>/decide/", views.decide, name="decide"),

@@ -146,3 +146,22 @@ def run_job(request: HttpRequest, batch_id: int, action: str) -> HttpResponse:
     else:
         messages.success(request, f"Reclassification job #{job.pk} ({action}) queued.")
     return redirect("reclassify:batch", batch_id=batch_id)
+
+
+@login_required
+@require_GET
+def product_proposal(request: HttpRequest, product_id: int) -> HttpResponse:
+    """The product page's box (composed by hx-get): its open proposal, for those who may see proposals."""
+    if not request.user.has_perm("labeling.view_reclassificationbatch"):
+        return HttpResponse("")
+    proposal = selectors.product_open_proposal(product_id=product_id)
+    return render(request, "labeling/partials/product_proposal.html", {"proposal": proposal})
+
+
+@login_required
+@require_GET
+def waiting(request: HttpRequest) -> HttpResponse:
+    """The Models page's line (composed by hx-get): how many proposals wait for a decision or to be applied."""
+    if not request.user.has_perm("labeling.view_reclassificationbatch"):
+        return HttpResponse("")
+    return render(request, "labeling/partials/waiting.html", {"waiting": selectors.reclassification_waiting()})

@@ -238,3 +238,16 @@ def reclassification_waiting() -> int:
     return ReclassificationProposal.objects.filter(
         batch__superseded_at__isnull=True, state__in=[ProposalState.PROPOSED, ProposalState.APPROVED]
     ).count()
+
+
+def product_open_proposal(*, product_id: int) -> ReclassificationProposal | None:
+    return (
+        ReclassificationProposal.objects.filter(
+            product_id=product_id,
+            batch__superseded_at__isnull=True,
+            state__in=[ProposalState.PROPOSED, ProposalState.APPROVED],
+        )
+        .select_related("batch__model_version", "from_category", "to_category")
+        .order_by("-batch_id")
+        .first()
+    )

@@ -59,3 +59,16 @@ def test_a_manager_approves_a_group_applies_it_and_undoes_it(
     assert not Product.objects.filter(category_source=CategorySource.RECLASSIFICATION).exists()
     bad = manager_client.get(reverse("reclassify:group", args=[batch.pk]), {"kind": "sideways", "to": 1})
     assert bad.status_code == 400
+
+
+def test_the_product_page_and_the_models_page_show_what_waits(batch, manager_client, annotator_client):  # noqa: F811
+    proposal = ReclassificationProposal.objects.filter(batch=batch).first()
+    product_page = manager_client.get(reverse("catalog:product-detail", args=[proposal.product_id])).content.decode()
+    assert reverse("reclassify:product", args=[proposal.product_id]) in product_page
+    box = manager_client.get(reverse("reclassify:product", args=[proposal.product_id])).content.decode()
+    assert "Proposed reclassification" in box
+    assert proposal.to_category.full_path_en.replace("&", "&amp;").replace(">", "&gt;") in box
+    assert annotator_client.get(reverse("reclassify:product", args=[proposal.product_id])).content == b""
+    models_page = manager_client.get(reverse("mlcore:dashboard")).content.decode()
+    assert reverse("reclassify:waiting") in models_page
+    assert "4 reclassification proposals wait" in manager_client.get(reverse("reclassify:waiting")).content.decode()
