@@ -24,6 +24,16 @@ def signed_in(browser: Browser, base: str, username: str) -> Page:
     return page
 
 
+def reclassify(page: Page, base: str) -> None:
+    """The newest batch's changes: where the model disputes a merchant's category (needs a trained version)."""
+    page.goto(f"{base}/reclassify/")
+    page.locator("tbody tr a").first.click()
+    page.select_option("select[name=kind]", "change")
+    page.locator("button:text-is('Show')").click()
+    page.wait_for_load_state()
+    page.screenshot(path=str(OUT / "reclassify.png"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--base-url", default="http://127.0.0.1:8000")
@@ -62,6 +72,7 @@ def main() -> None:
         page = signed_in(browser, base, "manager")
         page.goto(f"{base}/review/")
         page.screenshot(path=str(OUT / "review.png"))
+        reclassify(page, base)
         browser.close()
 
 

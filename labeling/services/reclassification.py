@@ -133,6 +133,12 @@ def _start(*, batch_id: int, user: User | None, action: str, group: dict[str, An
     batch = ReclassificationBatch.objects.filter(pk=batch_id).first()
     if batch is None:
         raise NotFoundError(f"No reclassification batch with id {batch_id}.")
+    group = proposal_group_clean(group)
+    waiting = ProposalState.APPROVED if action == ReclassificationAction.APPLY else ProposalState.APPLIED
+    probe = ReclassificationJob(batch=batch, group=group)
+    if not ReclassificationProposal.objects.filter(_group_filter(probe), state=waiting).exists():
+        what = "approved to apply" if action == ReclassificationAction.APPLY else "applied to undo"
+        raise ApplicationError(f"Nothing {what} in batch {batch_id}{' for this group' if group else ''}.")
     broker_check()
     with transaction.atomic():
         running = ReclassificationJob.objects.filter(batch=batch, status__in=UNFINISHED).first()
@@ -142,7 +148,7 @@ def _start(*, batch_id: int, user: User | None, action: str, group: dict[str, An
             action=action,
             model_version_id=batch.model_version_id,
             batch=batch,
-            group=proposal_group_clean(group),
+            group=group,
             created_by=user if user is not None and user.pk else None,
         )
         job_enqueue_on_commit(job, lambda: reclassification_job_enqueue(job.pk))

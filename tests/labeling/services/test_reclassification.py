@@ -218,10 +218,15 @@ def test_one_job_per_batch_at_a_time_and_clear_errors(small_tree, manager, djang
     product = _imported(small_tree, "phones", title="dishwasher")
     _predict(version, product, [(small_tree["dish"], 0.95)])
     batch = _build(version, django_capture_on_commit_callbacks)
+    with pytest.raises(ApplicationError, match="Nothing approved to apply"):
+        reclassification_apply_start(batch_id=batch.pk, user=manager)
+    with pytest.raises(ApplicationError, match="Nothing applied to undo"):
+        reclassification_undo_start(batch_id=batch.pk, user=manager)
+    proposals_decide(batch_id=batch.pk, decision="approve", user=manager, group={"kind": "change"})
     with django_capture_on_commit_callbacks(execute=False):
         reclassification_apply_start(batch_id=batch.pk, user=manager)
         with pytest.raises(ConflictError, match="already has a job"):
-            reclassification_undo_start(batch_id=batch.pk, user=manager)
+            reclassification_apply_start(batch_id=batch.pk, user=manager)
     with pytest.raises(ApplicationError, match="Unknown decision"):
         proposals_decide(batch_id=batch.pk, decision="maybe", user=manager, ids=[1])
     with pytest.raises(ApplicationError, match="Say which"):
