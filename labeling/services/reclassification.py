@@ -297,7 +297,7 @@ def _apply(run: JobRun, job: ReclassificationJob) -> None:
                 batch=job.change_batch,
                 note=_note(job),
             )
-            _settle(chunk, result.changed, result.skipped, done_state=ProposalState.APPLIED, user=job.created_by)
+            _settle(chunk, result.changed, result.skipped, done_state=ProposalState.APPLIED)
             run.beat(force=True)
             ReclassificationJob.objects.filter(pk=job.pk).update(
                 done=job.done + len(result.changed), skipped=job.skipped + len(result.skipped)
@@ -326,7 +326,7 @@ def _undo(run: JobRun, job: ReclassificationJob) -> None:
                 note=f"undo of {_note(job)}",
             )
             by_product = [(pk, product, 0, 0) for pk, product, _ in chunk]
-            _settle(by_product, result.changed, result.skipped, done_state=ProposalState.UNDONE, user=job.created_by)
+            _settle(by_product, result.changed, result.skipped, done_state=ProposalState.UNDONE)
             run.beat(force=True)
             ReclassificationJob.objects.filter(pk=job.pk).update(
                 done=job.done + len(result.changed), skipped=job.skipped + len(result.skipped)
@@ -336,24 +336,24 @@ def _undo(run: JobRun, job: ReclassificationJob) -> None:
 
 
 def _settle(
-    chunk: list[tuple[int, int, int, int]],
-    changed: dict[int, int],
-    skipped: dict[int, str],
-    *,
-    done_state: str,
-    user: User | None,
+    chunk: list[tuple[int, int, int, int]], changed: dict[int, int], skipped: dict[int, str], *, done_state: str
 ) -> None:
+    """The chunk's proposals' new states in one UPDATE (bulk_update writes a CASE per field). An apply records the
+    change it made (what undo reverts); an undo keeps it, for the record."""
     now = timezone.now()
+    applying = done_state == ProposalState.APPLIED
+    rows = []
     for pk, product_id, _, _ in chunk:
+        row = ReclassificationProposal(pk=pk, decided_at=now, state=done_state, note="")
         if product_id in changed:
-            fields: dict[str, Any] = {"state": done_state, "decided_at": now}
-            if done_state == ProposalState.APPLIED:
-                fields["change_id"] = changed[product_id]
-            ReclassificationProposal.objects.filter(pk=pk).update(**fields)
+            row.change_id = changed[product_id] if applying else None
         else:
-            reason = skipped.get(product_id, "skipped")
-            state = ProposalState.SKIPPED if done_state == ProposalState.APPLIED else ProposalState.APPLIED
-            ReclassificationProposal.objects.filter(pk=pk).update(state=state, note=f"{done_state}: {reason}"[:200])
+            # Left alone: an apply skips it (the product changed since); an undo leaves it applied.
+            row.state = ProposalState.SKIPPED if applying else ProposalState.APPLIED
+            row.note = f"{done_state}: {skipped.get(product_id, 'skipped')}"[:200]
+        rows.append(row)
+    fields = ["state", "decided_at", "note", *(["change"] if applying else [])]
+    ReclassificationProposal.objects.bulk_update(rows, fields)
 
 
 # --- decisions ---------------------------------------------------------------------------------------------------
