@@ -269,6 +269,9 @@ def _execute(run: JobRun, version: ModelVersion) -> None:
     )
     metrics = model_version_evaluate(artifact=result.output_dir, test=test)
     metrics["validation"] = result.best_validation
+    activate, note = _gate(metrics, active, test)
+    # One transaction for the run's success, its version and the gate's verdict: a worker lost before it commits
+    # leaves the run to be taken over; after it, nothing is left half-done (a ready version nobody activated).
     with transaction.atomic():
         # Only the worker that still holds the run may register its version: one taken over writes nothing.
         if not run.finish(
@@ -283,8 +286,10 @@ def _execute(run: JobRun, version: ModelVersion) -> None:
         version.artifact_path = str(result.output_dir)
         version.status = ModelVersionStatus.READY
         version.warm_started_from = active if result.warm_started else None
+        version.activation_note = note
         version.save()
-    _gate(version, active, test)
+        if activate:
+            model_version_activate(version_id=version.pk, user=None, note=note, force=True)
 
 
 def _counts(labels: list[str]) -> dict[str, int]:
@@ -321,21 +326,16 @@ def model_version_evaluate(*, artifact: str | Path, test: Split) -> dict[str, An
     return {"test": metrics, "test_size": len(test.ids)}
 
 
-def _gate(version: ModelVersion, active: ModelVersion | None, test: Split) -> None:
-    """Activate the new version unless it is worse than the active one on the same (frozen) test set."""
-    new_f1 = version.metrics.get("test", {}).get("macro_f1", 0.0)
+def _gate(metrics: dict[str, Any], active: ModelVersion | None, test: Split) -> tuple[bool, str]:
+    """Whether the new version becomes active (not worse than the active one on the same frozen test set), and why."""
+    new_f1 = metrics.get("test", {}).get("macro_f1", 0.0)
     if active is None or not active.artifact_path:
-        note = f"First version: test macro-F1 {new_f1:.4f}."
-        model_version_activate(version_id=version.pk, user=None, note=note, force=True)
-        return
+        return True, f"First version: test macro-F1 {new_f1:.4f}."
     active_f1 = model_version_evaluate(artifact=active.artifact_path, test=test)["test"].get("macro_f1", 0.0)
     comparison = f"test macro-F1 {new_f1:.4f} vs active v{active.number} {active_f1:.4f} on the same {len(test.ids)}"
     if new_f1 + GATE_TOLERANCE >= active_f1:
-        model_version_activate(version_id=version.pk, user=None, note=f"Activated: {comparison} items.", force=True)
-    else:
-        ModelVersion.objects.filter(pk=version.pk).update(
-            activation_note=f"Not activated: {comparison} items. An admin may activate it anyway."
-        )
+        return True, f"Activated: {comparison} items."
+    return False, f"Not activated: {comparison} items. An admin may activate it anyway."
 
 
 def model_version_activate(*, version_id: int, user: User | None, note: str = "", force: bool = False) -> ModelVersion:
