@@ -101,11 +101,6 @@ def claimant_here() -> dict[str, Any]:
     }
 
 
-def claimant_label(claimant: dict[str, Any]) -> str:
-    where = claimant.get("node") or claimant.get("host", "?")
-    return f"{where} (pid {claimant.get('pid', '?')})"[:255]
-
-
 def claimant_gone(claimant: dict[str, Any]) -> bool | None:
     """True when the claimant is surely gone, False when it is surely alive, None when nobody can tell (a remote
     solo-pool worker busy with a task does not answer; then only its heartbeat can say)."""
@@ -154,10 +149,8 @@ def takeover_reason(lease: Lease, now: Any | None = None) -> str | None:
 
 
 def _claim_fields(lease: Lease, now: Any) -> None:
-    claimant = claimant_here()
     lease.attempts += 1
-    lease.claimant = claimant
-    lease.claimed_by = claimant_label(claimant)
+    lease.claimant = claimant_here()
     lease.claim_token = uuid.uuid4()
     lease.heartbeat_at = now
 
@@ -271,7 +264,6 @@ def job_claim(model: type[J], pk: int) -> JobRun | None:
                     "status",
                     "attempts",
                     "claimant",
-                    "claimed_by",
                     "claim_token",
                     "heartbeat_at",
                     "started_at",
@@ -302,7 +294,7 @@ def lease_claim(queryset: models.QuerySet[L]) -> tuple[L | None, str]:
         if lease.attempts >= settings.JOBS_MAX_ATTEMPTS:
             return None, _give_up_message(lease.attempts, reason)
         _claim_fields(lease, now)
-        lease.save(update_fields=["attempts", "claimant", "claimed_by", "claim_token", "heartbeat_at"])
+        lease.save(update_fields=["attempts", "claimant", "claim_token", "heartbeat_at"])
     return lease, ""
 
 

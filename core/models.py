@@ -29,15 +29,21 @@ class Lease(models.Model):
     beside its successor."""
 
     attempts = models.PositiveIntegerField(default=0)
-    # For people: "celery@host (pid 123)"; `claimant` is what the liveness check reads (host, pid, its start time,
-    # Celery node and task id).
-    claimed_by = models.CharField(max_length=255, blank=True)
+    # What the liveness check reads: host, pid and its start time, Celery node and task id (core/jobs.py).
     claimant = models.JSONField(default=dict, blank=True)
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         abstract = True
+
+    @property
+    def claimed_by(self) -> str:
+        """The claimant for people: "celery@host (pid 123)", or "" when nobody claimed it."""
+        claimant = self.claimant or {}
+        if not claimant:
+            return ""
+        return f"{claimant.get('node') or claimant.get('host', '?')} (pid {claimant.get('pid', '?')})"
 
 
 class Job(Lease):

@@ -87,7 +87,7 @@ def group_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
         batch = selectors.reclassification_batch_get(batch_id=batch_id)
         group = _group_from(request.GET)
     except ApplicationError as exc:
-        return render(request, "error.html", {"message": exc.message}, status=400 if exc.status_code == 400 else 404)
+        return render(request, "error.html", {"message": exc.message}, status=exc.status_code)
     rows = selectors.reclassification_proposals(batch=batch, filters=selectors.ProposalFilters(), group=group)
     raw_offset = request.GET.get("offset", "0")
     offset = int(raw_offset) if raw_offset.isdigit() else 0

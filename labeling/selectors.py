@@ -215,21 +215,23 @@ def reclassification_groups(
     return groups
 
 
+def proposal_group_q(group: dict[str, Any] | None) -> Q:
+    """The proposals of one group: {kind, from, to}, any of them (from None: products that had no category)."""
+    group = group or {}
+    q = Q()
+    if group.get("kind"):
+        q &= Q(kind=group["kind"])
+    if "to" in group:
+        q &= Q(to_category_id=group["to"])
+    if "from" in group:
+        q &= Q(from_category_id=group["from"]) if group["from"] is not None else Q(from_category__isnull=True)
+    return q
+
+
 def reclassification_proposals(
     *, batch: ReclassificationBatch, filters: ProposalFilters, group: dict[str, Any] | None = None
 ) -> QuerySet[ReclassificationProposal]:
-    rows = filters.apply(ReclassificationProposal.objects.filter(batch=batch))
-    if group:
-        if group.get("kind"):
-            rows = rows.filter(kind=group["kind"])
-        if "to" in group:
-            rows = rows.filter(to_category_id=group["to"])
-        if "from" in group:
-            rows = (
-                rows.filter(from_category_id=group["from"])
-                if group["from"] is not None
-                else rows.filter(from_category__isnull=True)
-            )
+    rows = filters.apply(ReclassificationProposal.objects.filter(batch=batch)).filter(proposal_group_q(group))
     return rows.select_related("product", "from_category", "to_category").order_by("-confidence", "pk")
 
 

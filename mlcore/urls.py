@@ -9,9 +9,7 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("train/", views.training_start, name="training-start"),
     path("label-audits/", views.label_audit, name="label-audit"),
-    path("runs/<int:run_id>/cancel/", views.training_cancel, name="training-cancel"),
-    path("rescore-jobs/<int:job_id>/cancel/", views.rescore_cancel, name="rescore-cancel"),
-    path("label-audits/<int:audit_id>/cancel/", views.label_audit_cancel_view, name="label-audit-cancel"),
+    path("<str:kind>/<int:job_id>/cancel/", views.job_cancel, name="job-cancel"),
     path("versions/<int:version_id>/activate/", views.version_activate, name="version-activate"),
     path("products/<int:product_id>/suggestions/", views.suggestions_partial, name="product-suggestions"),
 ]

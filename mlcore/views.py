@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -71,17 +72,6 @@ def training_start(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@permission_required("mlcore.add_trainingrun", raise_exception=True)
-@require_POST
-def training_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
-    try:
-        training_run_cancel(run_id=run_id)
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-    return redirect("mlcore:dashboard")
-
-
-@login_required
 @permission_required("mlcore.add_labelaudit", raise_exception=True)
 @require_POST
 def label_audit(request: HttpRequest) -> HttpResponse:
@@ -94,23 +84,24 @@ def label_audit(request: HttpRequest) -> HttpResponse:
     return redirect("mlcore:dashboard")
 
 
-@login_required
-@permission_required("mlcore.add_labelaudit", raise_exception=True)
-@require_POST
-def label_audit_cancel_view(request: HttpRequest, audit_id: int) -> HttpResponse:
-    try:
-        label_audit_cancel(audit_id=audit_id)
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-    return redirect("mlcore:dashboard")
+# The Models page's jobs: who may cancel each kind (the permission that starts it), and the service that cancels it.
+_CANCEL = {
+    "runs": ("mlcore.add_trainingrun", lambda pk: training_run_cancel(run_id=pk)),
+    "rescore-jobs": ("mlcore.add_rescorejob", lambda pk: rescore_job_cancel(job_id=pk)),
+    "label-audits": ("mlcore.add_labelaudit", lambda pk: label_audit_cancel(audit_id=pk)),
+}
 
 
 @login_required
-@permission_required("mlcore.add_rescorejob", raise_exception=True)
 @require_POST
-def rescore_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+def job_cancel(request: HttpRequest, kind: str, job_id: int) -> HttpResponse:
+    if kind not in _CANCEL:
+        return render(request, "error.html", {"message": f"Unknown kind of job '{kind}'."}, status=404)
+    permission, cancel = _CANCEL[kind]
+    if not request.user.has_perm(permission):
+        raise PermissionDenied
     try:
-        rescore_job_cancel(job_id=job_id)
+        cancel(job_id)
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return redirect("mlcore:dashboard")

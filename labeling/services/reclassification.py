@@ -38,6 +38,7 @@ from labeling.models import (
     ReclassificationProposal,
     ReclassificationRejection,
 )
+from labeling.selectors import proposal_group_q
 from mlcore.models import ModelVersion, Prediction
 
 logger = logging.getLogger(__name__)
@@ -135,8 +136,7 @@ def _start(*, batch_id: int, user: User | None, action: str, group: dict[str, An
         raise NotFoundError(f"No reclassification batch with id {batch_id}.")
     group = proposal_group_clean(group)
     waiting = ProposalState.APPROVED if action == ReclassificationAction.APPLY else ProposalState.APPLIED
-    probe = ReclassificationJob(batch=batch, group=group)
-    if not ReclassificationProposal.objects.filter(_group_filter(probe), state=waiting).exists():
+    if not ReclassificationProposal.objects.filter(batch=batch, state=waiting).filter(proposal_group_q(group)).exists():
         what = "approved to apply" if action == ReclassificationAction.APPLY else "applied to undo"
         raise ApplicationError(f"Nothing {what} in batch {batch_id}{' for this group' if group else ''}.")
     broker_check()
@@ -256,16 +256,8 @@ def _build(run: JobRun, job: ReclassificationJob) -> None:
     logger.info("reclassification batch %s: %s proposals from v%s at %.3f", batch.pk, total, version.number, threshold)
 
 
-def _group_filter(job: ReclassificationJob) -> Q:
-    group = job.group or {}
-    q = Q(batch_id=job.batch_id)
-    if group.get("kind"):
-        q &= Q(kind=group["kind"])
-    if "to" in group:
-        q &= Q(to_category_id=group["to"])
-    if "from" in group:
-        q &= Q(from_category_id=group["from"]) if group["from"] is not None else Q(from_category__isnull=True)
-    return q
+def _proposals_of(job: ReclassificationJob) -> QuerySet[ReclassificationProposal]:
+    return ReclassificationProposal.objects.filter(Q(batch_id=job.batch_id) & proposal_group_q(job.group))
 
 
 def _note(job: ReclassificationJob) -> str:
@@ -276,7 +268,7 @@ def _note(job: ReclassificationJob) -> str:
 def _apply(run: JobRun, job: ReclassificationJob) -> None:
     """Approved proposals, a chunk at a time, each chunk with its proposals' new states in one transaction: a lost
     worker resumes with the proposals still approved."""
-    pending = ReclassificationProposal.objects.filter(_group_filter(job), state=ProposalState.APPROVED)
+    pending = _proposals_of(job).filter(state=ProposalState.APPROVED)
     ReclassificationJob.objects.filter(pk=job.pk).update(total=pending.count() + job.done + job.skipped)
     last = 0
     while True:
@@ -307,9 +299,7 @@ def _apply(run: JobRun, job: ReclassificationJob) -> None:
 
 
 def _undo(run: JobRun, job: ReclassificationJob) -> None:
-    pending = ReclassificationProposal.objects.filter(
-        _group_filter(job), state=ProposalState.APPLIED, change__isnull=False
-    )
+    pending = _proposals_of(job).filter(state=ProposalState.APPLIED, change__isnull=False)
     ReclassificationJob.objects.filter(pk=job.pk).update(total=pending.count() + job.done + job.skipped)
     last = 0
     while True:
@@ -409,8 +399,7 @@ def proposals_decide(
     if ids is not None:
         rows = rows.filter(pk__in=ids)
     if group is not None:
-        probe = ReclassificationJob(batch=batch, group=proposal_group_clean(group))
-        rows = rows.filter(_group_filter(probe))
+        rows = rows.filter(proposal_group_q(proposal_group_clean(group)))
     with transaction.atomic():
         if decision == "reject":
             _remember_rejections(

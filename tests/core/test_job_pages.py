@@ -25,15 +25,16 @@ def test_the_models_page_cancels_rescoring_and_label_checks(admin_client):
     job = RescoreJob.objects.create(status=JobStatus.RUNNING)
     audit = LabelAudit.objects.create()
     page = admin_client.get(reverse("mlcore:dashboard")).content.decode()
-    assert reverse("mlcore:rescore-cancel", args=[job.pk]) in page
-    assert reverse("mlcore:label-audit-cancel", args=[audit.pk]) in page
+    assert reverse("mlcore:job-cancel", args=["rescore-jobs", job.pk]) in page
+    assert reverse("mlcore:job-cancel", args=["label-audits", audit.pk]) in page
 
-    admin_client.post(reverse("mlcore:rescore-cancel", args=[job.pk]))
-    admin_client.post(reverse("mlcore:label-audit-cancel", args=[audit.pk]))
+    admin_client.post(reverse("mlcore:job-cancel", args=["rescore-jobs", job.pk]))
+    admin_client.post(reverse("mlcore:job-cancel", args=["label-audits", audit.pk]))
     job.refresh_from_db()
     audit.refresh_from_db()
     assert (job.status, audit.status) == (JobStatus.CANCELLED, JobStatus.CANCELLED)
-    again = admin_client.post(reverse("mlcore:rescore-cancel", args=[job.pk]), follow=True).content.decode()
+    assert admin_client.post(reverse("mlcore:job-cancel", args=["dinners", job.pk])).status_code == 404
+    again = admin_client.post(reverse("mlcore:job-cancel", args=["rescore-jobs", job.pk]), follow=True).content.decode()
     assert "has already ended" in again
 
 
@@ -42,8 +43,7 @@ def test_the_models_page_shows_the_worker_and_the_attempt(admin_client):
     TrainingRun.objects.create(
         model_version=version,
         status=JobStatus.RUNNING,
-        claimant=claimant_here(),
-        claimed_by="trainer@gpu1 (pid 42)",
+        claimant={**claimant_here(), "node": "trainer@gpu1", "pid": 42},
         attempts=2,
     )
     page = admin_client.get(reverse("mlcore:dashboard")).content.decode()
@@ -54,10 +54,10 @@ def test_the_models_page_shows_the_worker_and_the_attempt(admin_client):
 def test_managers_see_but_cannot_cancel_model_jobs(manager_client):
     job = RescoreJob.objects.create(status=JobStatus.RUNNING)
     assert (
-        reverse("mlcore:rescore-cancel", args=[job.pk])
+        reverse("mlcore:job-cancel", args=["rescore-jobs", job.pk])
         not in manager_client.get(reverse("mlcore:dashboard")).content.decode()
     )
-    assert manager_client.post(reverse("mlcore:rescore-cancel", args=[job.pk])).status_code == 403
+    assert manager_client.post(reverse("mlcore:job-cancel", args=["rescore-jobs", job.pk])).status_code == 403
     job.refresh_from_db()
     assert job.status == JobStatus.RUNNING
 

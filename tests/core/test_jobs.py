@@ -52,7 +52,6 @@ def _running(job_factory=_import_job, *, claimant: dict | None = None, heartbeat
     return job_factory(
         status=JobStatus.RUNNING,
         claimant=claimant if claimant is not None else claimant_here(),
-        claimed_by="somewhere",
         claim_token=uuid.uuid4(),
         heartbeat_at=timezone.now() - timedelta(seconds=heartbeat_age),
         attempts=attempts,
