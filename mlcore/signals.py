@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.dispatch import Signal
 
-# Sent after a label audit finished, outside its transaction, with `audit` (a LabelAudit).
+# Sent inside the transaction that ends a label audit successfully, with `audit` (a LabelAudit): listeners write
+# rows (review items) that commit with the audit's findings or not at all.
 label_issues_found = Signal()
 
-# Sent once a model version's re-scoring has completed and its predictions serve (after the commit), with
-# `version_id`. labeling builds the version's reclassification proposals from it.
+# Sent inside the transaction in which a model version's completed re-scoring makes its predictions serve, with
+# `version_id`: listeners record their follow-up (labeling queues the version's reclassification build) in it.
 predictions_switched = Signal()

@@ -57,8 +57,8 @@ def label_audit_cancel(*, audit_id: int) -> LabelAudit:
 
 
 def label_audit_execute(*, audit_id: int) -> LabelAudit | None:
-    """Run the audit here. One whose worker was lost starts over on the next delivery: the findings are written in
-    one transaction with the final status, so a half-finished audit leaves nothing behind."""
+    """Run the audit here. One whose worker was lost starts over on the next delivery: the findings, the final status
+    and the review items they open are written in one transaction, so a half-finished audit leaves nothing behind."""
     run = job_claim(LabelAudit, audit_id)
     if run is None:
         return LabelAudit.objects.filter(pk=audit_id).first()
@@ -80,7 +80,6 @@ def label_audit_execute(*, audit_id: int) -> LabelAudit | None:
         run.finish(JobStatus.FAILED, error=describe_failure(exc, what="The label check"))
         raise
     audit.refresh_from_db()
-    label_issues_found.send(sender=LabelAudit, audit=audit)
     return audit
 
 
@@ -120,3 +119,5 @@ def _execute(run: JobRun, audit: LabelAudit) -> None:
             raise JobLost(f"label audit {audit.pk} was taken over before it finished")
         LabelIssue.objects.filter(audit=audit).delete()
         LabelIssue.objects.bulk_create(issues, batch_size=1000)
+        # With the findings: the review items they open commit together with them.
+        label_issues_found.send(sender=LabelAudit, audit=audit)

@@ -183,8 +183,9 @@ def _finish_if_complete(job_id: int) -> None:
             # The switch: from now on suggestions come from this version, all products at once.
             ModelVersion.objects.filter(is_serving=True).exclude(pk=job.model_version_id).update(is_serving=False)
             ModelVersion.objects.filter(pk=job.model_version_id).update(is_serving=True)
-            version_id = job.model_version_id
-            transaction.on_commit(lambda: predictions_switched.send(sender=ModelVersion, version_id=version_id))
+            # In the switch's transaction: what listeners record (the reclassification build job) commits with the
+            # switch or not at all, so a worker lost right after the commit loses nothing.
+            predictions_switched.send(sender=ModelVersion, version_id=job.model_version_id)
 
 
 def predictions_write(*, rows: list[dict[str, Any]], version_id: int | None) -> None:
