@@ -312,5 +312,10 @@ LABELING_STRATEGY_WEIGHTS = {"uncertainty": 0.6, "disagreement": 0.2, "random": 
 # Reclassification proposals need this rolled-up probability (0: each version's confidence for 99 % precision on
 # the frozen test set).
 RECLASSIFY_THRESHOLD = env.float("RECLASSIFY_THRESHOLD", default=0.0)
+# Applying a proposal that moves a product across top-level categories needs a second approver (another manager
+# or an admin) besides the one who approved it.
+RECLASSIFY_TWO_PERSON = env.bool("RECLASSIFY_TWO_PERSON", default=False)
+# Products a group audit shows blind, by default.
+RECLASSIFY_AUDIT_SIZE = env.int("RECLASSIFY_AUDIT_SIZE", default=20)
 # A retraining run starts by itself after this many new verified labels from annotators (0: never).
 LABELING_RETRAIN_EVERY = env.int("LABELING_RETRAIN_EVERY", default=200)

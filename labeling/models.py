@@ -22,6 +22,18 @@ class LabelingQueue(models.Model):
         Category, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("category subtree")
     )
     import_batch = models.UUIDField(_("import batch"), null=True, blank=True)
+    # A queue of a reclassification audit's products, or of the products a manager sent to annotators.
+    audit = models.ForeignKey(
+        "ProposalAudit", on_delete=models.CASCADE, null=True, blank=True, related_name="+", verbose_name=_("audit")
+    )
+    sent_from = models.ForeignKey(
+        "ReclassificationBatch",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("sent from reclassification batch"),
+    )
     is_active = models.BooleanField(_("active"), default=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -139,6 +151,12 @@ class ReclassificationBatch(models.Model):
     # The rolled-up probability a proposal's category needs (default: the version's confidence for 99 % precision
     # on the frozen test set).
     threshold = models.FloatField()
+    # What other thresholds would have given, counted while building: [{threshold, proposals, test_n, test_hits}]
+    # (test_*: the version's frozen test items at or above it, and how many it got right).
+    explorer = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     superseded_at = models.DateTimeField(null=True, blank=True)
 
@@ -163,6 +181,7 @@ class ProposalState(models.TextChoices):
     APPLIED = "applied", _("applied")
     SKIPPED = "skipped", _("skipped: the product changed since")
     UNDONE = "undone", _("undone")
+    SENT = "sent", _("sent to annotators")
     SUPERSEDED = "superseded", _("superseded by a newer version")
 
 
@@ -183,10 +202,16 @@ class ReclassificationProposal(models.Model):
     # The product's version when proposed: applying to a product changed since is refused, never an overwrite.
     product_version = models.PositiveIntegerField()
     state = models.CharField(max_length=12, choices=ProposalState.choices, default=ProposalState.PROPOSED)
+    # Moves a product across top-level categories (a toy into Apparel): with RECLASSIFY_TWO_PERSON, applying it
+    # needs a second approver.
+    crosses_vertical = models.BooleanField(default=False)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     decided_at = models.DateTimeField(null=True, blank=True)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     # The CategoryChange that applied it (what undo reverts).
     change = models.ForeignKey(
         "catalog.CategoryChange", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -241,6 +266,8 @@ class ReclassificationJob(Job):
     )
     # Apply/undo only these proposals' group (kind, from, to); empty: the whole batch.
     group = models.JSONField(default=dict, blank=True)
+    # Build at this threshold instead of the version's default (the manager moved it).
+    threshold = models.FloatField(null=True, blank=True)
     # Groups the CategoryChange rows this job wrote (an audit trail entry per product).
     change_batch = models.UUIDField(default=uuid.uuid4, editable=False)
     done = models.PositiveIntegerField(default=0)
@@ -258,3 +285,45 @@ class ReclassificationJob(Job):
 
     def progress(self) -> tuple[int, int]:
         return (self.done, self.total)
+
+
+class AuditAudience(models.TextChoices):
+    MANAGER = "manager", _("me, blind")
+    ANNOTATORS = "annotators", _("annotators, as a queue")
+
+
+class ProposalAudit(models.Model):
+    """k random proposals of one group, shown blind (the product, not the proposal) to the manager or to the
+    annotators: the group's precision measured before it is applied."""
+
+    batch = models.ForeignKey(ReclassificationBatch, on_delete=models.CASCADE, related_name="audits")
+    # The group, as ReclassificationJob.group: {kind, from, to}.
+    group = models.JSONField(default=dict)
+    audience = models.CharField(max_length=12, choices=AuditAudience.choices, default=AuditAudience.MANAGER)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"audit {self.pk} of batch {self.batch_id} {self.group}"
+
+
+class ProposalAuditItem(models.Model):
+    audit = models.ForeignKey(ProposalAudit, on_delete=models.CASCADE, related_name="items")
+    proposal = models.ForeignKey(ReclassificationProposal, on_delete=models.CASCADE, related_name="+")
+    # The auditor's own answer, given without seeing the proposal; null with answered_at set: "cannot tell".
+    answer = models.ForeignKey(Category, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["audit", "proposal"], name="audit_item_once")]
+
+    def __str__(self) -> str:
+        return f"audit {self.audit_id}: proposal {self.proposal_id}"

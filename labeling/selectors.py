@@ -4,17 +4,21 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import Avg, Count, F, Min, Q, QuerySet, Window
-from django.db.models.functions import RowNumber, TruncDate
+from django.db.models import Avg, Case, Count, F, FloatField, Min, Q, QuerySet, Value, When, Window
+from django.db.models.functions import Cast, RowNumber, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext
 
 from catalog.models import Category, Product
 from core.errors import NotFoundError
+from labeling.estimates import Estimate, Verdicts, calibration_bins, test_precision_at
 from labeling.models import (
     Annotation,
     AnnotationKind,
+    ProposalAudit,
+    ProposalAuditItem,
     ProposalState,
     ReclassificationBatch,
     ReclassificationProposal,
@@ -124,7 +128,13 @@ def agreement_report() -> dict[str, Any]:
 
 # --- reclassification --------------------------------------------------------------------------------------------
 
-GROUP_ORDERS = {"size": "-n", "confidence": "-mean_confidence", "lowest": "low_confidence"}
+GROUP_ORDERS = {
+    "size": "-n",
+    "confidence": "-mean_confidence",
+    "lowest": "low_confidence",
+    "estimated": "estimated_precision",
+}
+GroupKey = tuple[str, int | None, int]
 
 
 def reclassification_batches() -> QuerySet[ReclassificationBatch]:
@@ -165,11 +175,50 @@ class ProposalFilters:
         return rows
 
 
+def batch_promise(batch: ReclassificationBatch) -> Estimate:
+    """What the batch's threshold promises: the version's precision on its frozen test items at or above it."""
+    test = (batch.model_version.metrics or {}).get("test", {})
+    curve = test.get("precision_coverage") or []
+    if not curve and abs((test.get("coverage_at_99") or {}).get("threshold", -1) - batch.threshold) < 1e-9:
+        # A version trained before the curve was stored: its default threshold was chosen for 99 %, n unknown.
+        return Estimate(0.99, 0, 0)
+    return test_precision_at(curve, batch.threshold)
+
+
+def batch_explorer(batch: ReclassificationBatch) -> list[dict[str, Any]]:
+    """The explorer's rows: per threshold, the proposals counted at build time and the test set's precision."""
+    return [
+        {
+            "threshold": row["threshold"],
+            "proposals": row["proposals"],
+            "estimate": Estimate(
+                row["test_hits"] / row["test_n"] if row["test_n"] else None, row["test_n"], row["test_hits"]
+            ),
+            "current": abs(row["threshold"] - batch.threshold) < 1e-6,
+        }
+        for row in batch.explorer
+    ]
+
+
+def _estimated_precision(batch: ReclassificationBatch) -> Case | Cast:
+    """Each proposal's precision as the test set's reliability bins estimate it for its confidence (averaged over
+    a group in the same query); null for a version trained before the bins were stored."""
+    bins = (batch.model_version.metrics or {}).get("test", {}).get("reliability") or []
+    if not bins:
+        return Cast(Value(None), FloatField())  # typed, so that AVG over it is not ambiguous on PostgreSQL
+    whens = [
+        When(confidence__gt=low, confidence__lte=high, then=Value(estimate))
+        for low, high, estimate in calibration_bins(bins)
+    ]
+    return Case(*whens, default=Value(calibration_bins(bins)[0][2]), output_field=FloatField())
+
+
 def reclassification_groups(
     *, batch: ReclassificationBatch, filters: ProposalFilters, order: str = "size", limit: int = 200, samples: int = 3
 ) -> list[dict[str, Any]]:
-    """Proposals grouped by kind and from -> to, with count, mean and lowest confidence, counts by state, full
-    paths and a few sample titles: two queries, whatever the number of groups."""
+    """Proposals grouped by kind and from -> to, with count, mean and lowest confidence, estimated precision,
+    counts by state, full paths, a few sample titles and what audits measured: four queries, whatever the number of
+    groups."""
     rows = filters.apply(ReclassificationProposal.objects.filter(batch=batch))
     groups = list(
         rows.values("kind", "from_category_id", "to_category_id")
@@ -177,6 +226,8 @@ def reclassification_groups(
             n=Count("id"),
             mean_confidence=Avg("confidence"),
             low_confidence=Min("confidence"),
+            estimated_precision=Avg(_estimated_precision(batch)),
+            n_unconfirmed=Count("id", filter=Q(state=ProposalState.APPROVED, confirmed_by__isnull=True)),
             **{f"n_{state}": Count("id", filter=Q(state=state)) for state in ProposalState.values},
         )
         .order_by(GROUP_ORDERS.get(order, "-n"), "kind", "to_category_id")[:limit]
@@ -195,13 +246,15 @@ def reclassification_groups(
         .filter(rank__lte=samples)
         .values_list("kind", "from_category_id", "to_category_id", "product__title")
     )
-    titles: dict[tuple[str, int | None, int], list[str]] = {}
+    titles: dict[GroupKey, list[str]] = {}
     for kind, from_id, to_id, title in ranked:
         if (kind, from_id, to_id) in keys:
             titles.setdefault((kind, from_id, to_id), []).append(title)
     categories = Category.objects.in_bulk(
         {g["to_category_id"] for g in groups} | {g["from_category_id"] for g in groups if g["from_category_id"]}
     )
+    audits = audit_verdicts(batch=batch)
+    promise = batch_promise(batch).precision
     for group in groups:
         key = (group["kind"], group["from_category_id"], group["to_category_id"])
         group["from_category"] = categories.get(group["from_category_id"]) if group["from_category_id"] else None
@@ -212,7 +265,87 @@ def reclassification_groups(
         group["crosses_vertical"] = bool(
             source is not None and source.path.split("/")[1] != group["to_category"].path.split("/")[1]
         )
+        group["needs_second"] = bool(
+            settings.RECLASSIFY_TWO_PERSON and group["crosses_vertical"] and group["n_unconfirmed"]
+        )
+        measured = audits.get(key)
+        group["audit"] = measured
+        group["below_promise"] = bool(measured and measured.below(promise))
     return groups
+
+
+def audit_verdicts(*, batch: ReclassificationBatch, audit: ProposalAudit | None = None) -> dict[GroupKey, Verdicts]:
+    """What audits of the batch's groups measured, per group. An answer is the manager's blind one or, for an audit
+    sent to annotators, the first label an annotator gave the product after the audit started. Correct: the answer
+    is the proposed category or lies below it; unsure: "cannot tell", or an answer less specific than the proposal
+    (it cannot say whether the deeper category is right)."""
+    items = ProposalAuditItem.objects.filter(audit__batch=batch)
+    if audit is not None:
+        items = items.filter(audit=audit)
+    rows = list(
+        items.order_by("audit__created_at", "pk").values_list(
+            "audit__group",
+            "audit__created_at",
+            "proposal_id",
+            "proposal__product_id",
+            "proposal__to_category__path",
+            "answer__path",
+            "answered_at",
+        )
+    )
+    labels: dict[int, list[tuple[Any, str]]] = {}
+    for product_id, created_at, path in (
+        Annotation.objects.filter(
+            product_id__in={row[3] for row in rows}, kind=AnnotationKind.LABEL, undone_at__isnull=True
+        )
+        .order_by("created_at")
+        .values_list("product_id", "created_at", "category__path")
+    ):
+        labels.setdefault(product_id, []).append((created_at, path))
+    tallies: dict[GroupKey, dict[str, int]] = {}
+    seen: set[int] = set()
+    for group, started, proposal_id, product_id, to_path, manager_answer, answered_at in rows:
+        answer_path: str | None = manager_answer
+        if proposal_id in seen:
+            continue  # sampled by two audits of the group: counted once
+        seen.add(proposal_id)
+        key = (group.get("kind", ""), group.get("from"), int(group.get("to", 0)))
+        tally = tallies.setdefault(key, {"correct": 0, "wrong": 0, "unsure": 0, "waiting": 0})
+        if answered_at is None:
+            answer_path = next((path for at, path in labels.get(product_id, []) if at >= started), None)
+            if answer_path is None:
+                tally["waiting"] += 1
+                continue
+        if answer_path is None or (to_path.startswith(answer_path) and to_path != answer_path):
+            tally["unsure"] += 1
+        elif answer_path.startswith(to_path):
+            tally["correct"] += 1
+        else:
+            tally["wrong"] += 1
+    return {key: Verdicts(**tally) for key, tally in tallies.items()}
+
+
+def audit_get(*, audit_id: int) -> ProposalAudit:
+    audit = ProposalAudit.objects.select_related("batch__model_version").filter(pk=audit_id).first()
+    if audit is None:
+        raise NotFoundError(f"No audit with id {audit_id}.")
+    return audit
+
+
+def audit_next_item(*, audit: ProposalAudit) -> ProposalAuditItem | None:
+    """The next product of a blind audit the manager has not answered (the product only: not the proposal)."""
+    return (
+        ProposalAuditItem.objects.filter(audit=audit, answered_at__isnull=True)
+        .select_related("proposal__product")
+        .order_by("pk")
+        .first()
+    )
+
+
+def batch_audits(*, batch: ReclassificationBatch) -> QuerySet[ProposalAudit]:
+    return ProposalAudit.objects.filter(batch=batch).annotate(
+        n=Count("items"), n_answered=Count("items", filter=Q(items__answered_at__isnull=False))
+    )
 
 
 def proposal_group_q(group: dict[str, Any] | None) -> Q:
@@ -229,10 +362,45 @@ def proposal_group_q(group: dict[str, Any] | None) -> Q:
 
 
 def reclassification_proposals(
-    *, batch: ReclassificationBatch, filters: ProposalFilters, group: dict[str, Any] | None = None
+    *,
+    batch: ReclassificationBatch,
+    filters: ProposalFilters,
+    group: dict[str, Any] | None = None,
+    after: tuple[float, int] | None = None,
 ) -> QuerySet[ReclassificationProposal]:
+    """Most confident first. `after` (confidence, id) of the last row seen pages by keyset: the thousandth page
+    costs what the first does, and a decision taken meanwhile shifts nothing."""
     rows = filters.apply(ReclassificationProposal.objects.filter(batch=batch)).filter(proposal_group_q(group))
+    if after is not None:
+        confidence, pk = after
+        rows = rows.filter(Q(confidence__lt=confidence) | Q(confidence=confidence, pk__gt=pk))
     return rows.select_related("product", "from_category", "to_category").order_by("-confidence", "pk")
+
+
+def reclassification_export_rows(*, batch: ReclassificationBatch) -> Any:
+    """Every proposal of a batch with its decision, for the CSV export (streamed: a batch can be 100k rows)."""
+    return (
+        ReclassificationProposal.objects.filter(batch=batch)
+        .order_by("pk")
+        .values_list(
+            "pk",
+            "product__sku",
+            "product__title",
+            "kind",
+            "from_category_id",
+            "from_category__full_path_en",
+            "to_category_id",
+            "to_category__full_path_en",
+            "confidence",
+            "crosses_vertical",
+            "state",
+            "decided_by__username",
+            "decided_at",
+            "confirmed_by__username",
+            "note",
+        )
+        .iterator(chunk_size=2000)
+    )
 
 
 def reclassification_waiting() -> int:

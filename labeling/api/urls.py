@@ -3,7 +3,11 @@ from __future__ import annotations
 from django.urls import re_path
 from rest_framework.routers import DefaultRouter
 
-from labeling.api.reclassification import ReclassificationBatchViewSet, ReclassificationJobViewSet
+from labeling.api.reclassification import (
+    ReclassificationAuditViewSet,
+    ReclassificationBatchViewSet,
+    ReclassificationJobViewSet,
+)
 from labeling.api.views import AnnotationViewSet, LabelingQueueViewSet, QueueNextView, ReviewItemViewSet
 
 router = DefaultRouter()
@@ -14,6 +18,7 @@ router.register("reviews", ReviewItemViewSet, basename="review")
 router.register("queues", LabelingQueueViewSet, basename="labeling-queue")
 router.register("reclassification-batches", ReclassificationBatchViewSet, basename="reclassification-batch")
 router.register("reclassification-jobs", ReclassificationJobViewSet, basename="reclassification-job")
+router.register("reclassification-audits", ReclassificationAuditViewSet, basename="reclassification-audit")
 urlpatterns = [
     re_path(r"^queue/next/?$", QueueNextView.as_view(), name="queue-next"),
     *router.urls,

@@ -20,7 +20,16 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from catalog.models import CategorySource, Product
-from labeling.models import Annotation, AnnotationKind, LabelingQueue, Lease, ReviewItem
+from labeling.models import (
+    Annotation,
+    AnnotationKind,
+    LabelingQueue,
+    Lease,
+    ProposalAuditItem,
+    ProposalState,
+    ReclassificationProposal,
+    ReviewItem,
+)
 from labeling.services.reclassification import open_proposal_products
 from mlcore.models import ModelVersion, Prediction
 from mlcore.selectors import serving_version
@@ -66,6 +75,11 @@ def _in_scope(scope: LabelingQueue | None, version: ModelVersion | None) -> Q:
         condition &= Q(category__path__startswith=path) | Q(Exists(suggested))
     if scope.import_batch is not None:
         condition &= Q(import_batch=scope.import_batch)
+    if scope.audit_id is not None:
+        condition &= Q(pk__in=ProposalAuditItem.objects.filter(audit_id=scope.audit_id).values("proposal__product_id"))
+    if scope.sent_from_id is not None:
+        sent = ReclassificationProposal.objects.filter(batch_id=scope.sent_from_id, state=ProposalState.SENT)
+        condition &= Q(pk__in=sent.values("product_id"))
     return condition
 
 

@@ -28,8 +28,13 @@ from core.errors import ApplicationError, ConflictError, NotFoundError
 from core.jobs import JobCancelled, JobLost, JobRun, describe_failure, job_claim, job_enqueue_on_commit
 from core.models import UNFINISHED, JobStatus
 from core.tasks import RETRYABLE
+from labeling.estimates import test_precision_at
 from labeling.models import (
     OPEN_PROPOSAL_STATES,
+    AuditAudience,
+    LabelingQueue,
+    ProposalAudit,
+    ProposalAuditItem,
     ProposalKind,
     ProposalState,
     ReclassificationAction,
@@ -38,7 +43,7 @@ from labeling.models import (
     ReclassificationProposal,
     ReclassificationRejection,
 )
-from labeling.selectors import proposal_group_q
+from labeling.selectors import ProposalFilters, proposal_group_q
 from mlcore.models import ModelVersion, Prediction
 
 logger = logging.getLogger(__name__)
@@ -47,6 +52,8 @@ logger = logging.getLogger(__name__)
 CHUNK = 2000
 # A version whose test set cannot reach 99 % precision at any confidence proposes nothing by default.
 NO_THRESHOLD = 1.0
+# Thresholds whose proposal counts a batch keeps, beside its own: the manager's threshold explorer.
+EXPLORER_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 
 # --- the model's choice ----------------------------------------------------------------------------------------
@@ -65,6 +72,11 @@ class Tree:
             parent[pk], depth[pk] = parent_id, level
         return cls(parent=parent, depth=depth)
 
+    def vertical(self, pk: int) -> int:
+        """pk's top-level category (pk itself at the top)."""
+        chain = self.ancestors(pk)
+        return chain[-1] if chain else pk
+
     def ancestors(self, pk: int) -> list[int]:
         """pk's ancestors, nearest first (pk itself not included)."""
         out: list[int] = []
@@ -75,18 +87,38 @@ class Tree:
         return out
 
 
-def model_choice(top: list[list[Any]], tree: Tree, threshold: float) -> tuple[int, float] | None:
-    """The deepest category whose rolled-up probability reaches `threshold` (ties: the more probable), from the
-    model's stored top categories; None when not even a top-level category does."""
+def rolled_up(top: list[list[Any]], tree: Tree) -> dict[int, float]:
+    """Each category's probability summed with its descendants' among the model's stored top categories."""
     rolled: dict[int, float] = {}
     for category_id, probability in top:
         for node in [int(category_id), *tree.ancestors(int(category_id))]:
             rolled[node] = rolled.get(node, 0.0) + float(probability)
-    sure = [(tree.depth.get(node, 0), p, node) for node, p in rolled.items() if p >= threshold - 1e-9]
-    if not sure:
-        return None
-    _, probability, node = max(sure)
-    return node, min(probability, 1.0)
+    return rolled
+
+
+def model_choice(top: list[list[Any]], tree: Tree, threshold: float) -> tuple[int, float] | None:
+    """The deepest category whose rolled-up probability reaches `threshold` (ties: the more probable), from the
+    model's stored top categories; None when not even a top-level category does."""
+    return choices_at(rolled_up(top, tree), tree, [threshold])[0]
+
+
+def choices_at(rolled: dict[int, float], tree: Tree, thresholds: list[float]) -> list[tuple[int, float] | None]:
+    """model_choice at each threshold in one pass: categories are taken most probable first, and the best
+    (deepest, then most probable) seen so far is the choice at every threshold down to the next category's."""
+    ranked = sorted(rolled.items(), key=lambda item: -item[1])
+    out: list[tuple[int, float] | None] = [None] * len(thresholds)
+    best: tuple[int, float, int] | None = None
+    i = 0
+    for index in sorted(range(len(thresholds)), key=lambda k: -thresholds[k]):
+        while i < len(ranked) and ranked[i][1] >= thresholds[index] - 1e-9:
+            node, probability = ranked[i]
+            candidate = (tree.depth.get(node, 0), probability, node)
+            if best is None or candidate > best:
+                best = candidate
+            i += 1
+        if best is not None:
+            out[index] = (best[2], min(best[1], 1.0))
+    return out
 
 
 def proposal_kind(current: int | None, choice: int, tree: Tree) -> str | None:
@@ -135,10 +167,19 @@ def _start(*, batch_id: int, user: User | None, action: str, group: dict[str, An
     if batch is None:
         raise NotFoundError(f"No reclassification batch with id {batch_id}.")
     group = proposal_group_clean(group)
-    waiting = ProposalState.APPROVED if action == ReclassificationAction.APPLY else ProposalState.APPLIED
-    if not ReclassificationProposal.objects.filter(batch=batch, state=waiting).filter(proposal_group_q(group)).exists():
-        what = "approved to apply" if action == ReclassificationAction.APPLY else "applied to undo"
-        raise ApplicationError(f"Nothing {what} in batch {batch_id}{' for this group' if group else ''}.")
+    applying = action == ReclassificationAction.APPLY
+    waiting = ReclassificationProposal.objects.filter(
+        batch=batch, state=ProposalState.APPROVED if applying else ProposalState.APPLIED
+    )
+    waiting = waiting.filter(proposal_group_q(group))
+    if not (applicable(waiting) if applying else waiting).exists():
+        where = f"in batch {batch_id}{' for this group' if group else ''}"
+        if applying and waiting.exists():
+            raise ApplicationError(
+                f"The {waiting.count()} approved proposal(s) {where} move products across top-level categories and "
+                "wait for a second approver (RECLASSIFY_TWO_PERSON): another manager or an admin confirms them first."
+            )
+        raise ApplicationError(f"Nothing {'approved to apply' if applying else 'applied to undo'} {where}.")
     broker_check()
     with transaction.atomic():
         running = ReclassificationJob.objects.filter(batch=batch, status__in=UNFINISHED).first()
@@ -200,9 +241,14 @@ def reclassification_job_run(*, job_id: int) -> None:
 
 
 def _build(run: JobRun, job: ReclassificationJob) -> None:
-    """One transaction: a lost worker leaves nothing, and the next delivery builds it again."""
+    """One transaction: a lost worker leaves nothing, and the next delivery builds it again. While building, the
+    proposals every threshold of the explorer would give are counted in the same pass (one rolled-up sum per
+    product), so the manager sees what moving the threshold buys before rebuilding."""
     version = job.model_version
-    threshold = default_threshold(version)
+    threshold = job.threshold if job.threshold is not None else default_threshold(version)
+    grid = sorted({*EXPLORER_THRESHOLDS, round(threshold, 6)})
+    at = grid.index(round(threshold, 6))
+    counts = [0] * len(grid)
     tree = Tree.load()
     rejected = {
         (product_id, from_id, to_id): version_seen
@@ -217,43 +263,89 @@ def _build(run: JobRun, job: ReclassificationJob) -> None:
     )
     proposals: list[ReclassificationProposal] = []
     with transaction.atomic():
-        batch = ReclassificationBatch.objects.create(model_version=version, threshold=threshold)
-        # A newer version's batch supersedes the open proposals of older ones.
+        batch = ReclassificationBatch.objects.create(
+            model_version=version, threshold=threshold, created_by=job.created_by
+        )
+        # A newer batch supersedes the open proposals of older ones; approvals of the very same move (product,
+        # from, to, unchanged product) carry over, so rebuilding at another threshold loses no decision.
         older = ReclassificationBatch.objects.exclude(pk=batch.pk).filter(superseded_at__isnull=True)
+        approved = {
+            (p, f, t, v): (by, confirmed)
+            for p, f, t, v, by, confirmed in ReclassificationProposal.objects.filter(
+                batch__in=older, state=ProposalState.APPROVED
+            ).values_list(
+                "product_id",
+                "from_category_id",
+                "to_category_id",
+                "product_version",
+                "decided_by_id",
+                "confirmed_by_id",
+            )
+        }
         ReclassificationProposal.objects.filter(batch__in=older, state__in=OPEN_PROPOSAL_STATES).update(
             state=ProposalState.SUPERSEDED
         )
         older.update(superseded_at=timezone.now())
+        now = timezone.now()
         for product_id, top, current, product_version in rows.iterator(chunk_size=CHUNK):
-            choice = model_choice(top, tree, threshold)
-            if choice is None:
-                continue
-            target, confidence = choice
-            kind = proposal_kind(current, target, tree)
-            if kind is None:
-                continue
-            if rejected.get((product_id, current, target)) == product_version:
-                continue  # a manager said no, and the product has not changed since
-            proposals.append(
-                ReclassificationProposal(
-                    batch=batch,
-                    product_id=product_id,
-                    from_category_id=current,
-                    to_category_id=target,
-                    kind=kind,
-                    confidence=confidence,
-                    top=top[:3],
-                    product_version=product_version,
+            choices = choices_at(rolled_up(top, tree), tree, grid)
+            for index, choice in enumerate(choices):
+                if choice is None:
+                    continue
+                target, confidence = choice
+                kind = proposal_kind(current, target, tree)
+                if kind is None or rejected.get((product_id, current, target)) == product_version:
+                    continue  # nothing to propose, or a manager said no and the product has not changed since
+                counts[index] += 1
+                if index != at:
+                    continue
+                decided = approved.get((product_id, current, target, product_version))
+                proposals.append(
+                    ReclassificationProposal(
+                        batch=batch,
+                        product_id=product_id,
+                        from_category_id=current,
+                        to_category_id=target,
+                        kind=kind,
+                        confidence=confidence,
+                        top=top[:3],
+                        product_version=product_version,
+                        crosses_vertical=current is not None and tree.vertical(current) != tree.vertical(target),
+                        **(
+                            {
+                                "state": ProposalState.APPROVED,
+                                "decided_by_id": decided[0],
+                                "confirmed_by_id": decided[1],
+                                "decided_at": now,
+                                "note": "approval carried over from the batch this one superseded",
+                            }
+                            if decided
+                            else {}
+                        ),
+                    )
                 )
-            )
             if len(proposals) >= CHUNK:
                 ReclassificationProposal.objects.bulk_create(proposals)
                 run.beat()
                 proposals = []
         ReclassificationProposal.objects.bulk_create(proposals)
-        total = ReclassificationProposal.objects.filter(batch=batch).count()
+        curve = (version.metrics or {}).get("test", {}).get("precision_coverage") or []
+        batch.explorer = [
+            {"threshold": t, "proposals": n, "test_n": e.n, "test_hits": e.hits}
+            for t, n, e in ((t, n, test_precision_at(curve, t)) for t, n in zip(grid, counts, strict=True))
+        ]
+        batch.save(update_fields=["explorer"])
+        total = counts[at]
         ReclassificationJob.objects.filter(pk=job.pk).update(batch=batch, done=total, total=total)
     logger.info("reclassification batch %s: %s proposals from v%s at %.3f", batch.pk, total, version.number, threshold)
+
+
+def applicable(approved: QuerySet[ReclassificationProposal]) -> QuerySet[ReclassificationProposal]:
+    """Approved proposals that may be applied now: with RECLASSIFY_TWO_PERSON, a move across top-level categories
+    also needs a second approver's confirmation."""
+    if settings.RECLASSIFY_TWO_PERSON:
+        return approved.exclude(crosses_vertical=True, confirmed_by__isnull=True)
+    return approved
 
 
 def _proposals_of(job: ReclassificationJob) -> QuerySet[ReclassificationProposal]:
@@ -268,7 +360,7 @@ def _note(job: ReclassificationJob) -> str:
 def _apply(run: JobRun, job: ReclassificationJob) -> None:
     """Approved proposals, a chunk at a time, each chunk with its proposals' new states in one transaction: a lost
     worker resumes with the proposals still approved."""
-    pending = _proposals_of(job).filter(state=ProposalState.APPROVED)
+    pending = applicable(_proposals_of(job).filter(state=ProposalState.APPROVED))
     ReclassificationJob.objects.filter(pk=job.pk).update(total=pending.count() + job.done + job.skipped)
     last = 0
     while True:
@@ -349,7 +441,13 @@ def _settle(
 # --- decisions ---------------------------------------------------------------------------------------------------
 
 
-DECISIONS = {"approve": ProposalState.APPROVED, "reject": ProposalState.REJECTED, "reopen": ProposalState.PROPOSED}
+DECISIONS = {
+    "approve": ProposalState.APPROVED,
+    "reject": ProposalState.REJECTED,
+    "reopen": ProposalState.PROPOSED,
+    "send": ProposalState.SENT,
+}
+DECIDABLE_STATES = (*OPEN_PROPOSAL_STATES, ProposalState.REJECTED, ProposalState.SENT)
 
 
 def proposal_group_clean(group: dict[str, Any] | None) -> dict[str, Any]:
@@ -374,6 +472,15 @@ def proposal_group_clean(group: dict[str, Any] | None) -> dict[str, Any]:
     return clean
 
 
+def _open_batch(batch_id: int) -> ReclassificationBatch:
+    batch = ReclassificationBatch.objects.filter(pk=batch_id).first()
+    if batch is None:
+        raise NotFoundError(f"No reclassification batch with id {batch_id}.")
+    if batch.superseded_at is not None:
+        raise ConflictError(f"Batch {batch_id} was superseded by a newer batch; decide there.")
+    return batch
+
+
 def proposals_decide(
     *,
     batch_id: int,
@@ -381,25 +488,27 @@ def proposals_decide(
     user: User,
     ids: list[int] | None = None,
     group: dict[str, Any] | None = None,
+    filters: ProposalFilters | None = None,
 ) -> int:
-    """Approve, reject (remembered per product, from and to until the product changes) or reopen open proposals
-    by ids or by group. Returns how many changed; proposals no longer open (applied, superseded) are left alone."""
-    if decision not in DECISIONS:
-        raise ApplicationError(f"Unknown decision '{decision}': use {', '.join(DECISIONS)}.")
-    batch = ReclassificationBatch.objects.filter(pk=batch_id).first()
-    if batch is None:
-        raise NotFoundError(f"No reclassification batch with id {batch_id}.")
-    if batch.superseded_at is not None:
-        raise ConflictError(f"Batch {batch_id} was superseded by a newer model version's batch; decide there.")
-    if ids is None and group is None:
-        raise ApplicationError("Say which proposals: ids, or a group (kind, from, to).")
-    rows: QuerySet[ReclassificationProposal] = ReclassificationProposal.objects.filter(batch=batch).filter(
-        state__in=[*OPEN_PROPOSAL_STATES, ProposalState.REJECTED]
-    )
+    """Approve, reject (remembered per product, from and to until the product changes), reopen, send to the
+    annotators (a labeling queue of the batch's sent products) or confirm (the second approver of moves across
+    top-level categories) proposals by ids, by group or by filter (all three narrow together). Returns how many
+    changed; proposals already applied or superseded are left alone."""
+    if decision not in (*DECISIONS, "confirm"):
+        raise ApplicationError(f"Unknown decision '{decision}': use {', '.join(DECISIONS)} or confirm.")
+    batch = _open_batch(batch_id)
+    if ids is None and group is None and filters is None:
+        raise ApplicationError("Say which proposals: ids, a group (kind, from, to) or a filter.")
+    rows: QuerySet[ReclassificationProposal] = ReclassificationProposal.objects.filter(batch=batch)
     if ids is not None:
         rows = rows.filter(pk__in=ids)
     if group is not None:
         rows = rows.filter(proposal_group_q(proposal_group_clean(group)))
+    if filters is not None:
+        rows = filters.apply(rows)
+    if decision == "confirm":
+        return _confirm(rows, user)
+    rows = rows.filter(state__in=DECIDABLE_STATES)
     with transaction.atomic():
         if decision == "reject":
             _remember_rejections(
@@ -409,10 +518,29 @@ def proposals_decide(
             ReclassificationRejection.objects.filter(
                 product_id__in=rows.filter(state=ProposalState.REJECTED).values("product_id")
             ).delete()
+        elif decision == "send":
+            LabelingQueue.objects.get_or_create(
+                sent_from=batch,
+                defaults={
+                    "name": f"Reclassification batch {batch.pk}: sent to annotators",
+                    "created_by": user,
+                },
+            )
         changed = rows.exclude(state=DECISIONS[decision]).update(
-            state=DECISIONS[decision], decided_by=user, decided_at=timezone.now()
+            state=DECISIONS[decision], decided_by=user, decided_at=timezone.now(), confirmed_by=None
         )
     return changed
+
+
+def _confirm(rows: QuerySet[ReclassificationProposal], user: User) -> int:
+    """The second approver: another person than the one who approved."""
+    waiting = rows.filter(state=ProposalState.APPROVED, confirmed_by__isnull=True)
+    if not waiting.exists():
+        raise ApplicationError("Nothing approved is waiting for a second approver here.")
+    theirs = waiting.exclude(decided_by=user)
+    if not theirs.exists():
+        raise ApplicationError("You approved these yourself: another manager or an admin must confirm them.")
+    return theirs.update(confirmed_by=user)
 
 
 def _remember_rejections(decided: list[tuple[int, int | None, int, int]], user: User) -> None:
@@ -438,3 +566,83 @@ def open_proposal_products() -> QuerySet[Product]:
     return Product.objects.filter(
         pk__in=ReclassificationProposal.objects.filter(state__in=OPEN_PROPOSAL_STATES).values("product_id")
     )
+
+
+# --- rebuilding at another threshold ------------------------------------------------------------------------------
+
+
+def reclassification_rebuild_start(*, batch_id: int, threshold: float, user: User) -> ReclassificationJob:
+    """Build the version's proposals again at another threshold (the explorer showed what it gives). The new batch
+    supersedes this one; approvals of the same moves carry over."""
+    batch = _open_batch(batch_id)
+    if not 0.0 < threshold <= 1.0:
+        raise ApplicationError("The threshold is a probability: more than 0, at most 1.")
+    broker_check()
+    with transaction.atomic():
+        busy = ReclassificationJob.objects.filter(
+            Q(batch=batch) | Q(action=ReclassificationAction.BUILD, model_version_id=batch.model_version_id),
+            status__in=UNFINISHED,
+        ).first()
+        if busy is not None:
+            raise ConflictError(f"A job on this batch is in progress (#{busy.pk}); wait for it.")
+        job = ReclassificationJob.objects.create(
+            action=ReclassificationAction.BUILD,
+            model_version_id=batch.model_version_id,
+            threshold=threshold,
+            created_by=user,
+        )
+        job_enqueue_on_commit(job, lambda: reclassification_job_enqueue(job.pk))
+    return job
+
+
+# --- audits: a group's precision measured before it is applied ------------------------------------------------------
+
+
+def audit_start(
+    *, batch_id: int, group: dict[str, Any], user: User, audience: str = AuditAudience.MANAGER, size: int | None = None
+) -> ProposalAudit:
+    """k random open proposals of one group, to be answered blind: by the manager on the audit page, or by the
+    annotators through a labeling queue of just these products."""
+    batch = _open_batch(batch_id)
+    group = proposal_group_clean(group)
+    if "to" not in group or "kind" not in group:
+        raise ApplicationError("An audit is of one group: give its kind, from and to.")
+    if audience not in AuditAudience.values:
+        raise ApplicationError(f"Unknown audience '{audience}': use {' or '.join(AuditAudience.values)}.")
+    size = size if size is not None else int(settings.RECLASSIFY_AUDIT_SIZE)
+    if not 1 <= size <= 500:
+        raise ApplicationError("An audit shows between 1 and 500 products.")
+    candidates = ReclassificationProposal.objects.filter(batch=batch, state__in=OPEN_PROPOSAL_STATES).filter(
+        proposal_group_q(group)
+    )
+    # A random sample, so that the measured precision speaks for the whole group (ORDER BY random() reads the group
+    # once: groups are thousands of rows, not millions).
+    sample = list(candidates.order_by("?").values_list("pk", flat=True)[:size])
+    if not sample:
+        raise ApplicationError("This group has no open proposal to audit.")
+    with transaction.atomic():
+        audit = ProposalAudit.objects.create(batch=batch, group=group, audience=audience, created_by=user)
+        ProposalAuditItem.objects.bulk_create(ProposalAuditItem(audit=audit, proposal_id=pk) for pk in sample)
+        if audience == AuditAudience.ANNOTATORS:
+            LabelingQueue.objects.create(
+                name=f"Audit {audit.pk}: batch {batch.pk}, {len(sample)} products", audit=audit, created_by=user
+            )
+    return audit
+
+
+def audit_answer(*, item_id: int, user: User, category_id: int | None) -> ProposalAuditItem:
+    """The manager's blind answer for one audited product (None: cannot tell). An item answered already is not
+    answered again (a second tab, a stale form): the first answer stands."""
+    with transaction.atomic():
+        item = ProposalAuditItem.objects.select_for_update().filter(pk=item_id).first()
+        if item is None:
+            raise NotFoundError(f"No audit item with id {item_id}.")
+        if item.answered_at is not None:
+            raise ConflictError("This product was answered already; the audit moved on.")
+        if category_id is not None and not Category.objects.filter(pk=category_id).exists():
+            raise ApplicationError(f"No category with id {category_id}.")
+        item.answer_id = category_id
+        item.answered_by = user
+        item.answered_at = timezone.now()
+        item.save(update_fields=["answer", "answered_by", "answered_at"])
+    return item

@@ -41,6 +41,49 @@ def coverage_at_precision(
     return {"coverage": float((last + 1) / len(order)), "threshold": float(confidence[order][last])}
 
 
+def precision_coverage_curve(
+    confidence: npt.NDArray[np.floating[Any]], correct: npt.NDArray[np.bool_], max_points: int = 200
+) -> list[dict[str, float]]:
+    """The precision/coverage curve as counts: for thresholds from the most confident test item down, the items at
+    or above it (n) and how many the model got right (hits), so a reader can put an interval on any point. Every
+    distinct confidence is a point on a small test set; a large one keeps `max_points` evenly spaced by rank."""
+    total = len(confidence)
+    if total == 0:
+        return []
+    order = np.argsort(-confidence, kind="stable")
+    ranked = confidence[order]
+    hits = np.cumsum(correct[order])
+    # The last rank of each distinct confidence: n counts every item at or above the threshold.
+    last = np.nonzero(np.append(ranked[1:] != ranked[:-1], True))[0]
+    if len(last) > max_points:
+        last = last[np.unique(np.linspace(0, len(last) - 1, max_points).round().astype(int))]
+    return [
+        {"threshold": float(ranked[i]), "n": int(i + 1), "hits": int(hits[i]), "coverage": float((i + 1) / total)}
+        for i in last
+    ]
+
+
+def reliability(
+    confidence: npt.NDArray[np.floating[Any]], correct: npt.NDArray[np.bool_], bins: int = 10
+) -> list[dict[str, float]]:
+    """The reliability diagram's bins: test items by confidence, with their count, hits and mean confidence."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    out = []
+    for low, high in itertools.pairwise(edges):
+        inside = (confidence > low) & (confidence <= high) if low > 0 else (confidence >= low) & (confidence <= high)
+        n = int(inside.sum())
+        out.append(
+            {
+                "low": float(low),
+                "high": float(high),
+                "n": n,
+                "hits": int(correct[inside].sum()),
+                "confidence": float(confidence[inside].mean()) if n else float((low + high) / 2),
+            }
+        )
+    return out
+
+
 def evaluate(
     y_true: list[int],
     probabilities: npt.NDArray[np.floating[Any]],
@@ -48,7 +91,8 @@ def evaluate(
     hierarchy: Hierarchy | None = None,
 ) -> dict[str, Any]:
     """Accuracy, macro and weighted P/R/F1, the per-class report, the confusion matrix, accuracy per taxonomy level,
-    expected calibration error and coverage at 95 % and 99 % precision."""
+    expected calibration error, coverage at 95 % and 99 % precision, the precision/coverage curve and the
+    reliability bins (as counts)."""
     from sklearn.metrics import classification_report, confusion_matrix, precision_recall_fscore_support
 
     truth = np.asarray(y_true)
@@ -75,6 +119,8 @@ def evaluate(
     metrics["ece"] = expected_calibration_error(confidence, correct)
     metrics["coverage_at_95"] = coverage_at_precision(confidence, correct, 0.95)
     metrics["coverage_at_99"] = coverage_at_precision(confidence, correct, 0.99)
+    metrics["precision_coverage"] = precision_coverage_curve(confidence, correct)
+    metrics["reliability"] = reliability(confidence, correct)
     if hierarchy is not None:
         metrics["accuracy_per_level"] = accuracy_per_level(truth, predicted, class_labels, hierarchy)
     return metrics

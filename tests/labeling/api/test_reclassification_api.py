@@ -39,6 +39,10 @@ def test_annotators_and_anonymous_users_are_kept_out(batch, annotator):
             expected
         )
         assert client.post(f"{base}/apply/", {}, format="json").status_code == expected
+        assert client.post(f"{base}/rebuild/", {"threshold": 0.5}, format="json").status_code == expected
+        assert client.post(f"{base}/audits/", {"group": {}}, format="json").status_code == expected
+        assert client.get(f"{base}/export/").status_code == expected
+        assert client.get("/api/v1/reclassification-audits/").status_code == expected
 
 
 def test_a_manager_reads_groups_decides_applies_and_undoes(
@@ -86,3 +90,56 @@ def test_a_manager_reads_groups_decides_applies_and_undoes(
     reclassification_job_run(job_id=undo.json()["id"])
     assert not Product.objects.filter(category_source=CategorySource.RECLASSIFICATION).exists()
     assert api.get("/api/v1/reclassification-batches/999/groups/").status_code == 404
+
+
+def test_audits_rebuild_filters_and_export_through_the_api(
+    batch, manager, small_tree, django_capture_on_commit_callbacks
+):
+    api = _client(manager)
+    base = f"/api/v1/reclassification-batches/{batch.pk}"
+    group = {"kind": "change", "from": small_tree["phones"].pk, "to": small_tree["dish"].pk}
+    created = api.post(f"{base}/audits/", {"group": group, "size": 2}, format="json")
+    assert created.status_code == 201, created.content
+    audit = created.json()
+    assert len(audit["items"]) == 2
+    assert "to_category" not in str(audit["items"])  # blind: the product, not the proposal
+    for item in audit["items"]:
+        answered = api.post(
+            f"/api/v1/reclassification-audits/{audit['id']}/answer/",
+            {"item": item["id"], "category": small_tree["dish"].pk},
+            format="json",
+        )
+        assert answered.status_code == 200, answered.content
+    measured = answered.json()["measured"]
+    assert (measured["correct"], measured["wrong"]) == (2, 0)
+    assert measured["interval_95"][1] == 1.0
+    again = api.post(
+        f"/api/v1/reclassification-audits/{audit['id']}/answer/",
+        {"item": audit["items"][0]["id"], "category": small_tree["phones"].pk},
+        format="json",
+    )
+    assert again.status_code == 409
+    stranger = api.post(
+        f"/api/v1/reclassification-audits/{audit['id']}/answer/", {"item": 999999, "category": None}, format="json"
+    )
+    assert stranger.status_code == 404
+    groups = api.get(f"{base}/groups/").json()
+    assert groups[0]["audit"]["correct"] == 2
+
+    rejected = api.post(f"{base}/decisions/", {"decision": "reject", "filter": {"kind": "fill"}}, format="json").json()
+    assert rejected == {"changed": 1}
+    bad = api.post(f"{base}/decisions/", {"decision": "reject", "filter": {"source": "magic"}}, format="json")
+    assert bad.status_code == 400
+
+    export = api.get(f"{base}/export/")
+    assert export.status_code == 200
+    text = b"".join(export.streaming_content).decode()
+    assert text.splitlines()[0].startswith("proposal_id,sku,title")
+    assert text.count("\n") == 5  # the header and the four proposals
+
+    assert api.post(f"{base}/rebuild/", {"threshold": 2}, format="json").status_code == 400
+    with django_capture_on_commit_callbacks(execute=False):
+        started = api.post(f"{base}/rebuild/", {"threshold": 0.5}, format="json")
+    assert started.status_code == 202
+    reclassification_job_run(job_id=started.json()["id"])
+    assert api.get(f"{base}/").json()["superseded_at"] is not None

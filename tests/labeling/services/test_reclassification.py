@@ -9,6 +9,7 @@ from catalog.models import CategoryChange, CategorySource, Product
 from catalog.services.labels import product_category_set
 from core.errors import ApplicationError, ConflictError
 from core.models import JobStatus
+from labeling.estimates import wilson
 from labeling.models import (
     ProposalKind,
     ProposalState,
@@ -16,14 +17,18 @@ from labeling.models import (
     ReclassificationJob,
     ReclassificationProposal,
 )
+from labeling.selectors import ProposalFilters, audit_verdicts, reclassification_groups
 from labeling.services.reclassification import (
     Tree,
+    audit_answer,
+    audit_start,
     model_choice,
     proposal_kind,
     proposals_decide,
     reclassification_apply_start,
     reclassification_build_start,
     reclassification_job_run,
+    reclassification_rebuild_start,
     reclassification_undo_start,
 )
 from mlcore.models import ModelVersion, ModelVersionStatus, Prediction
@@ -249,3 +254,219 @@ def test_a_completed_rescore_queues_the_batch(
     with django_capture_on_commit_callbacks(execute=True):
         rescore_job_run_here(job_id=job.pk)
     assert ReclassificationJob.objects.filter(model_version=version, action="build").exists()
+
+
+# --- the threshold explorer, rebuilding, two-person rule, audits, sending to annotators -----------------------------
+
+
+def _curve_version(number: int = 1, threshold: float = 0.8) -> ModelVersion:
+    """A version whose frozen test set said: at >= 0.9, 9 of 9 right; at >= 0.6, 14 of 16; at >= 0.3, 17 of 22."""
+    version = _version(number, threshold)
+    version.metrics["test"]["precision_coverage"] = [
+        {"threshold": 0.95, "n": 9, "hits": 9, "coverage": 0.4},
+        {"threshold": 0.8, "n": 12, "hits": 12, "coverage": 0.55},
+        {"threshold": 0.6, "n": 16, "hits": 14, "coverage": 0.7},
+        {"threshold": 0.3, "n": 22, "hits": 17, "coverage": 1.0},
+    ]
+    version.metrics["test"]["reliability"] = [
+        {"low": i / 10, "high": (i + 1) / 10, "n": 0, "hits": 0, "confidence": (i + 0.5) / 10} for i in range(9)
+    ] + [{"low": 0.9, "high": 1.0, "n": 9, "hits": 9, "confidence": 0.97}]
+    version.save()
+    return version
+
+
+def test_the_explorer_counts_every_threshold_and_a_rebuild_keeps_approvals(
+    small_tree, manager, django_capture_on_commit_callbacks
+):
+    version = _curve_version(threshold=0.8)
+    sure = [_imported(small_tree, "phones", title=f"dishwasher {i}") for i in range(3)]
+    for product in sure:
+        _predict(version, product, [(small_tree["dish"], 0.95)])
+    middling = [_imported(small_tree, None, title=f"fridge {i}") for i in range(2)]
+    for product in middling:
+        _predict(version, product, [(small_tree["fridge"], 0.65), (small_tree["phones"], 0.3)])
+    batch = _build(version, django_capture_on_commit_callbacks)
+    rows = {row["threshold"]: row for row in batch.explorer}
+    assert rows[0.8]["proposals"] == 3 == batch.proposals.count()
+    assert rows[0.6]["proposals"] == 5
+    assert rows[0.99]["proposals"] == 0
+    # What each threshold gave on the test set, as counts (the page puts a Wilson interval on them).
+    assert (rows[0.8]["test_n"], rows[0.8]["test_hits"]) == (12, 12)
+    assert (rows[0.6]["test_n"], rows[0.6]["test_hits"]) == (16, 14)
+
+    approved = ReclassificationProposal.objects.get(batch=batch, product=sure[0])
+    proposals_decide(batch_id=batch.pk, decision="approve", user=manager, ids=[approved.pk])
+    with django_capture_on_commit_callbacks(execute=False):
+        job = reclassification_rebuild_start(batch_id=batch.pk, threshold=0.6, user=manager)
+    reclassification_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    rebuilt = job.batch
+    assert rebuilt.threshold == 0.6
+    assert rebuilt.proposals.count() == 5
+    assert rebuilt.proposals.get(product=sure[0]).state == ProposalState.APPROVED  # the decision carried over
+    assert rebuilt.proposals.get(product=sure[0]).decided_by == manager
+    batch.refresh_from_db()
+    assert batch.superseded_at is not None
+    with pytest.raises(ApplicationError, match="probability"):
+        reclassification_rebuild_start(batch_id=rebuilt.pk, threshold=1.5, user=manager)
+
+
+def test_moves_across_verticals_need_a_second_approver(
+    small_tree, manager, settings, django_capture_on_commit_callbacks
+):
+    from accounts.roles import Role
+    from tests.factories import UserFactory
+
+    settings.RECLASSIFY_TWO_PERSON = True
+    version = _version()
+    across = _imported(small_tree, "phones", title="dishwasher a")  # Electronics -> Home & Garden
+    within = _imported(small_tree, "kitchen", title="dishwasher b")  # Kitchen -> Dishwashers
+    for product in (across, within):
+        _predict(version, product, [(small_tree["dish"], 0.95)])
+    batch = _build(version, django_capture_on_commit_callbacks)
+    assert batch.proposals.get(product=across).crosses_vertical is True
+    assert batch.proposals.get(product=within).crosses_vertical is False
+
+    proposals_decide(batch_id=batch.pk, decision="approve", user=manager, group={"kind": "change"})
+    with pytest.raises(ApplicationError, match="second approver"):
+        reclassification_apply_start(batch_id=batch.pk, user=manager)
+    with pytest.raises(ApplicationError, match="another manager or an admin"):
+        proposals_decide(batch_id=batch.pk, decision="confirm", user=manager, group={"kind": "change"})
+    second = UserFactory(username="mgr2", role=Role.CATALOG_MANAGER)
+    assert proposals_decide(batch_id=batch.pk, decision="confirm", user=second, group={"kind": "change"}) == 1
+    with django_capture_on_commit_callbacks(execute=False):
+        job = reclassification_apply_start(batch_id=batch.pk, user=second)
+    reclassification_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.done) == (JobStatus.SUCCEEDED, 1)
+    assert Product.objects.get(pk=across.pk).category_id == small_tree["dish"].pk
+
+
+def test_an_approved_move_across_verticals_waits_in_a_mixed_apply(
+    small_tree, manager, settings, django_capture_on_commit_callbacks
+):
+    settings.RECLASSIFY_TWO_PERSON = True
+    version = _version()
+    across = _imported(small_tree, "phones", title="dishwasher a")
+    within = _imported(small_tree, "kitchen", title="dishwasher b")
+    for product in (across, within):
+        _predict(version, product, [(small_tree["dish"], 0.95)])
+    batch = _build(version, django_capture_on_commit_callbacks)
+    proposals_decide(
+        batch_id=batch.pk, decision="approve", user=manager, ids=list(batch.proposals.values_list("pk", flat=True))
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        job = reclassification_apply_start(batch_id=batch.pk, user=manager)
+    reclassification_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.done == 1
+    assert batch.proposals.get(product=across).state == ProposalState.APPROVED  # still waiting, not applied
+    assert Product.objects.get(pk=across.pk).category_id == small_tree["phones"].pk
+
+
+def test_a_blind_audit_measures_the_group_with_its_interval(small_tree, manager, django_capture_on_commit_callbacks):
+    version = _curve_version(threshold=0.8)
+    products = [_imported(small_tree, None, title=f"kitchen thing {i}") for i in range(6)]
+    for product in products:
+        _predict(version, product, [(small_tree["dish"], 0.5), (small_tree["fridge"], 0.45)])  # -> Kitchen
+    batch = _build(version, django_capture_on_commit_callbacks)
+    group = {"kind": "fill", "from": None, "to": small_tree["kitchen"].pk}
+    audit = audit_start(batch_id=batch.pk, group=group, user=manager, size=5)
+    items = list(audit.items.order_by("pk"))
+    assert len(items) == 5
+    answers = [small_tree["dish"], small_tree["kitchen"], small_tree["fridge"], small_tree["phones"], None]
+    for item, answer in zip(items, answers, strict=True):
+        audit_answer(item_id=item.pk, user=manager, category_id=answer.pk if answer else None)
+    with pytest.raises(ConflictError, match="answered already"):
+        audit_answer(item_id=items[0].pk, user=manager, category_id=small_tree["phones"].pk)
+
+    verdicts = audit_verdicts(batch=batch)[("fill", None, small_tree["kitchen"].pk)]
+    # Below Kitchen is right (dish, kitchen, fridge), Phones is wrong, "cannot tell" is not judged.
+    assert (verdicts.correct, verdicts.wrong, verdicts.unsure) == (3, 1, 1)
+    assert verdicts.precision == pytest.approx(0.75)
+    assert verdicts.interval == pytest.approx(wilson(3, 4))
+    groups = reclassification_groups(batch=batch, filters=ProposalFilters())
+    assert groups[0]["audit"] == verdicts
+    assert groups[0]["below_promise"] is True  # 0.75 < the 12/12 the threshold promised
+    assert groups[0]["estimated_precision"] is not None
+    with pytest.raises(ApplicationError, match="one group"):
+        audit_start(batch_id=batch.pk, group={"kind": "fill"}, user=manager)
+
+
+def test_an_audit_sent_to_annotators_is_their_queue_and_their_labels_are_the_answers(
+    small_tree, manager, annotator, settings, django_capture_on_commit_callbacks
+):
+    from labeling.models import LabelingQueue
+    from labeling.services.annotations import annotation_submit
+    from labeling.services.queue import queue_next
+
+    settings.LABELING_OVERLAP = 1
+    settings.LABELING_DOUBLE_SHARE = 0
+    version = _version()
+    products = [_imported(small_tree, "phones", title=f"dishwasher {i}") for i in range(4)]
+    others = [_imported(small_tree, None, title=f"other {i}") for i in range(3)]
+    for product in products:
+        _predict(version, product, [(small_tree["dish"], 0.95)])
+    batch = _build(version, django_capture_on_commit_callbacks)
+    group = {"kind": "change", "from": small_tree["phones"].pk, "to": small_tree["dish"].pk}
+    audit = audit_start(batch_id=batch.pk, group=group, user=manager, audience="annotators", size=3)
+    queue = LabelingQueue.objects.get(audit=audit)
+    audited = set(audit.items.values_list("proposal__product_id", flat=True))
+    seen = set()
+    for _ in range(3):
+        lease = queue_next(annotator=annotator, scope=queue)
+        assert lease is not None
+        assert lease.product_id in audited
+        seen.add(lease.product_id)
+        answer = small_tree["dish"] if len(seen) < 3 else small_tree["fridge"]
+        annotation_submit(annotator=annotator, product_id=lease.product_id, category_id=answer.pk)
+    assert seen == audited
+    assert queue_next(annotator=annotator, scope=queue) is None  # nothing else: not the other products
+    verdicts = audit_verdicts(batch=batch)[("change", small_tree["phones"].pk, small_tree["dish"].pk)]
+    assert (verdicts.correct, verdicts.wrong, verdicts.waiting) == (2, 1, 0)
+    assert not any(o.pk in seen for o in others)
+
+
+def test_sending_proposals_to_annotators_queues_those_products(
+    small_tree, manager, annotator, settings, django_capture_on_commit_callbacks
+):
+    from labeling.models import LabelingQueue
+    from labeling.services.queue import queue_next
+
+    version = _version()
+    sent = _imported(small_tree, "phones", title="dishwasher sent")
+    kept = _imported(small_tree, "phones", title="dishwasher kept")
+    for product in (sent, kept):
+        _predict(version, product, [(small_tree["dish"], 0.95)])
+    batch = _build(version, django_capture_on_commit_callbacks)
+    proposal = batch.proposals.get(product=sent)
+    assert proposals_decide(batch_id=batch.pk, decision="send", user=manager, ids=[proposal.pk]) == 1
+    proposal.refresh_from_db()
+    assert proposal.state == ProposalState.SENT
+    queue = LabelingQueue.objects.get(sent_from=batch)
+    lease = queue_next(annotator=annotator, scope=queue)
+    assert lease is not None
+    assert lease.product_id == sent.pk
+    # Sent is not approved: applying has nothing to do.
+    with pytest.raises(ApplicationError, match="Nothing approved"):
+        reclassification_apply_start(batch_id=batch.pk, user=manager)
+
+
+def test_decisions_by_filter(small_tree, manager, django_capture_on_commit_callbacks):
+    version = _version()
+    products = [_imported(small_tree, "phones", title=f"dishwasher {i}") for i in range(3)]
+    for i, product in enumerate(products):
+        _predict(version, product, [(small_tree["dish"], 0.85 + 0.05 * i)])
+    batch = _build(version, django_capture_on_commit_callbacks)
+    changed = proposals_decide(
+        batch_id=batch.pk, decision="reject", user=manager, filters=ProposalFilters(max_confidence=0.9)
+    )
+    assert changed == 2
+    assert batch.proposals.filter(state=ProposalState.REJECTED).count() == 2
+
+
+def test_wilson_interval_known_values():
+    assert wilson(0, 0) == (0.0, 1.0)
+    assert wilson(20, 20)[0] == pytest.approx(0.8389, abs=1e-4)
+    low, high = wilson(19, 20)
+    assert (low, high) == (pytest.approx(0.7639, abs=1e-4), pytest.approx(0.9911, abs=1e-4))

@@ -92,6 +92,8 @@ def test_evaluate_reports_every_metric():
         "ece",
         "coverage_at_95",
         "coverage_at_99",
+        "precision_coverage",
+        "reliability",
         "accuracy_per_level",
     }
     assert metrics["confusion_matrix"][3] == [1, 0, 0, 1]
@@ -112,3 +114,23 @@ def test_product_text_keeps_title_first_and_skips_a_brand_already_in_it():
     assert text.startswith("Bosch SMS4 dishwasher | x")
     assert "brand:" not in text
     assert len(text) < 400
+
+
+def test_the_precision_coverage_curve_and_reliability_are_counts():
+    from mlcore.engine.evaluation import precision_coverage_curve, reliability
+
+    confidence = np.array([0.95, 0.9, 0.9, 0.7, 0.4])
+    correct = np.array([True, True, False, True, False])
+    curve = precision_coverage_curve(confidence, correct)
+    # One point per distinct confidence, counting every item at or above it (the tie at 0.9 together).
+    assert [(p["threshold"], p["n"], p["hits"]) for p in curve] == [
+        (0.95, 1, 1),
+        (0.9, 3, 2),
+        (0.7, 4, 3),
+        (0.4, 5, 3),
+    ]
+    assert len(precision_coverage_curve(np.linspace(0, 1, 5000), np.ones(5000, bool), max_points=50)) == 50
+    bins = reliability(confidence, correct)
+    assert sum(b["n"] for b in bins) == 5
+    assert bins[-1]["n"] == 1  # (0.9, 1.0]: only 0.95
+    assert bins[8]["hits"] == 1  # (0.8, 0.9]: the two at 0.9, one right
