@@ -161,6 +161,32 @@ class CategoryChange(models.Model):
         return f"{self.product_id}: {self.from_category_id} -> {self.to_category_id} ({self.source})"
 
 
+class TaxonomyChangeKind(models.TextChoices):
+    MERGE = "merge", _("merged into another")
+    ARCHIVE = "archive", _("archived")
+    MAPPING = "mapping", _("replaced by a new release")
+
+
+class TaxonomyChange(models.Model):
+    """The audit trail of the taxonomy: a category merged, archived or mapped to a new release's. The products filed
+    under it are not moved here: reclassification proposes their move, and a manager applies it."""
+
+    kind = models.CharField(max_length=10, choices=TaxonomyChangeKind.choices)
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="+")
+    replacement = models.ForeignKey(Category, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    # Groups the rows of one operation (one merge with its subtree, one release's mapping file).
+    batch = models.UUIDField(default=uuid.uuid4)
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.category_id} -> {self.replacement_id}"
+
+
 class ImportKind(models.TextChoices):
     TAXONOMY = "taxonomy", _("taxonomy")
     PRODUCTS = "products", _("products")

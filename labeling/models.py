@@ -113,6 +113,7 @@ class ReviewReason(models.TextChoices):
     FLAG = "flag", _("flagged")
     # A verified label that a cross-validated model finds unlikely (mlcore's label audit, confident learning).
     LIKELY_LABEL_ERROR = "likely_label_error", _("likely label error")
+    RETIRED_CATEGORY = "retired_category", _("its category was retired, with nowhere sure to go")
 
 
 class ReviewItem(models.Model):
@@ -143,11 +144,22 @@ class ReviewItem(models.Model):
 # --- Reclassification: what a new model version proposes to change in the catalog, and the manager's decisions ---
 
 
-class ReclassificationBatch(models.Model):
-    """The proposals one model version makes, once its re-scoring has completed. A newer version's batch
-    supersedes this one's open proposals."""
+class BatchSource(models.TextChoices):
+    MODEL = "model", _("a model version")
+    TAXONOMY = "taxonomy", _("a taxonomy change")
 
-    model_version = models.ForeignKey("mlcore.ModelVersion", on_delete=models.CASCADE, related_name="+")
+
+class ReclassificationBatch(models.Model):
+    """The proposals one model version makes, once its re-scoring has completed (a newer version's batch supersedes
+    this one's open proposals), or those a taxonomy change makes for the products filed under retired categories."""
+
+    source = models.CharField(max_length=10, choices=BatchSource.choices, default=BatchSource.MODEL)
+    # The version whose predictions proposed (a taxonomy batch: the serving one, for categories with no mapping).
+    model_version = models.ForeignKey(
+        "mlcore.ModelVersion", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    # Why a taxonomy batch exists ("merged 'A' into 'B'").
+    reason = models.CharField(max_length=500, blank=True)
     # The rolled-up probability a proposal's category needs (default: the version's confidence for 99 % precision
     # on the frozen test set).
     threshold = models.FloatField()
@@ -165,7 +177,14 @@ class ReclassificationBatch(models.Model):
         permissions = [("apply_reclassificationbatch", "Can apply and undo reclassifications")]
 
     def __str__(self) -> str:
-        return f"reclassification batch {self.pk} ({self.model_version_id})"
+        return f"reclassification batch {self.pk} ({self.origin})"
+
+    @property
+    def origin(self) -> str:
+        """Where the proposals come from, for people: the model version, or the taxonomy change."""
+        if self.source == BatchSource.TAXONOMY:
+            return f"{_('taxonomy change')}: {self.reason}"
+        return self.model_version.label if self.model_version else "?"
 
 
 class ProposalKind(models.TextChoices):
@@ -205,6 +224,8 @@ class ReclassificationProposal(models.Model):
     # Moves a product across top-level categories (a toy into Apparel): with RECLASSIFY_TWO_PERSON, applying it
     # needs a second approver.
     crosses_vertical = models.BooleanField(default=False)
+    # A taxonomy move to a mapped or merged category: a verified label stays verified (the same decision, renamed).
+    keeps_verified = models.BooleanField(default=False)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -260,7 +281,12 @@ class ReclassificationJob(Job):
     job lifecycle: a lost worker's job is resumed, each step being idempotent on the proposals' states)."""
 
     action = models.CharField(max_length=10, choices=ReclassificationAction.choices)
-    model_version = models.ForeignKey("mlcore.ModelVersion", on_delete=models.CASCADE, related_name="+")
+    model_version = models.ForeignKey(
+        "mlcore.ModelVersion", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    # A taxonomy build: {retired category id: replacement id or null} and why.
+    moves = models.JSONField(default=dict, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
     batch = models.ForeignKey(
         ReclassificationBatch, on_delete=models.CASCADE, null=True, blank=True, related_name="jobs"
     )

@@ -1,4 +1,5 @@
-"""Listeners for what mlcore announces (the arrow stays labeling -> mlcore: mlcore sends, labeling listens)."""
+"""Listeners for what mlcore and catalog announce (the arrows stay labeling -> mlcore -> catalog: they send,
+labeling listens)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from django.dispatch import receiver
 
+from catalog.signals import categories_retired
 from mlcore.signals import label_issues_found, predictions_switched
 
 logger = logging.getLogger(__name__)
@@ -26,3 +28,13 @@ def reclassification_build(sender: Any, version_id: int, **kwargs: Any) -> None:
 
     job = reclassification_build_start(version_id=version_id)
     logger.info("v%s serves: reclassification proposals queued (job %s)", version_id, job.pk if job else None)
+
+
+@receiver(categories_retired, dispatch_uid="labeling.reclassification_taxonomy")
+def reclassification_taxonomy(
+    sender: Any, moves: dict[int, int | None], reason: str, actor: Any, **kwargs: Any
+) -> None:
+    from labeling.services.reclassification import reclassification_taxonomy_start
+
+    job = reclassification_taxonomy_start(moves=moves, reason=reason, actor=actor)
+    logger.info("%s: proposals for the products of %s retired categories queued (job %s)", reason, len(moves), job.pk)

@@ -177,7 +177,7 @@ class ProposalFilters:
 
 def batch_promise(batch: ReclassificationBatch) -> Estimate:
     """What the batch's threshold promises: the version's precision on its frozen test items at or above it."""
-    test = (batch.model_version.metrics or {}).get("test", {})
+    test = ((batch.model_version.metrics if batch.model_version else None) or {}).get("test", {})
     curve = test.get("precision_coverage") or []
     if not curve and abs((test.get("coverage_at_99") or {}).get("threshold", -1) - batch.threshold) < 1e-9:
         # A version trained before the curve was stored: its default threshold was chosen for 99 %, n unknown.
@@ -203,7 +203,8 @@ def batch_explorer(batch: ReclassificationBatch) -> list[dict[str, Any]]:
 def _estimated_precision(batch: ReclassificationBatch) -> Case | Cast:
     """Each proposal's precision as the test set's reliability bins estimate it for its confidence (averaged over
     a group in the same query); null for a version trained before the bins were stored."""
-    bins = (batch.model_version.metrics or {}).get("test", {}).get("reliability") or []
+    metrics = (batch.model_version.metrics if batch.model_version else None) or {}
+    bins = metrics.get("test", {}).get("reliability") or []
     if not bins:
         return Cast(Value(None), FloatField())  # typed, so that AVG over it is not ambiguous on PostgreSQL
     whens = [

@@ -49,6 +49,10 @@ class CategoryUpdateSerializer(serializers.Serializer[Any]):
     is_active = serializers.BooleanField(required=False)
 
 
+class CategoryMergeSerializer(serializers.Serializer[Any]):
+    into = serializers.IntegerField(help_text="the category that takes this one's place")
+
+
 class CategoryBriefSerializer(serializers.ModelSerializer[Category]):
     class Meta:
         model = Category

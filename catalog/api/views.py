@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from catalog import selectors
 from catalog.api.serializers import (
+    CategoryMergeSerializer,
     CategorySerializer,
     CategoryUpdateSerializer,
     ImportJobCreateSerializer,
@@ -25,7 +26,7 @@ from catalog.models import Category, CategorySource, ImportJob, Product
 from catalog.services.jobs import import_job_cancel, import_job_create
 from catalog.services.labels import product_category_set
 from catalog.services.products import product_create, product_update
-from catalog.services.taxonomy import category_update
+from catalog.services.taxonomy import category_merge, category_update
 from core.api import RequiredPermission
 from core.errors import ApplicationError
 from core.http import signed_in
@@ -166,7 +167,19 @@ class CategoryViewSet(mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet[Cat
             name_zh_hans=data.get("name_zh_hans"),
             parent_id=data.get("parent", "unchanged"),
             is_active=data.get("is_active"),
+            actor=request.user,
         )
+        return Response(CategorySerializer(category, context={"request": request}).data)
+
+    @extend_schema(request=CategoryMergeSerializer, responses=CategorySerializer)
+    @action(detail=True, methods=["post"])
+    def merge(self, request: Request, pk: str | None = None) -> Response:
+        """Merge this category (and its subtree) `into` another: archived and recorded; the products filed under
+        it get reclassification proposals to the target, which a catalog manager reviews and applies."""
+        incoming = CategoryMergeSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        category_merge(category_id=self.get_object().pk, into_id=incoming.validated_data["into"], actor=request.user)
+        category = Category.objects.get(pk=incoming.validated_data["into"])
         return Response(CategorySerializer(category, context={"request": request}).data)
 
     @extend_schema(responses=CategorySerializer(many=True))

@@ -78,6 +78,8 @@ class CategoryAssignment:
     product_id: int
     expected_version: int
     category_id: int
+    # A verified label stays verified (a category merged or mapped to a new release: the same decision, renamed).
+    keep_verified: bool = False
 
 
 @dataclass
@@ -114,7 +116,7 @@ def categories_set_in_bulk(
                 .values_list("pk", "version", "category_id", "category_source", "is_verified")
             )
             current = {pk: (version, category, src, verified) for pk, version, category, src, verified in rows}
-            by_target: dict[int, list[int]] = defaultdict(list)
+            by_target: dict[tuple[int, bool], list[int]] = defaultdict(list)
             changes = []
             for pk, assignment in chunk.items():
                 if pk not in current:
@@ -130,7 +132,8 @@ def categories_set_in_bulk(
                 if category == assignment.category_id:
                     result.skipped[pk] = "already there"
                     continue
-                by_target[assignment.category_id].append(pk)
+                stays_verified = bool(verified and assignment.keep_verified)
+                by_target[(assignment.category_id, stays_verified)].append(pk)
                 changes.append(
                     CategoryChange(
                         product_id=pk,
@@ -139,18 +142,18 @@ def categories_set_in_bulk(
                         from_verified=verified,
                         to_category_id=assignment.category_id,
                         source=source,
-                        verified=False,
+                        verified=stays_verified,
                         actor_id=actor_id,
                         batch=batch,
                         note=note[:500],
                     )
                 )
             now = timezone.now()
-            for target, ids in by_target.items():
+            for (target, stays_verified), ids in by_target.items():
                 Product.objects.filter(pk__in=ids).update(
                     category_id=target,
                     category_source=source,
-                    is_verified=False,
+                    is_verified=stays_verified,
                     category_set_by_id=actor_id,
                     category_set_at=now,
                     version=F("version") + 1,

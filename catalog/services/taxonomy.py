@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from catalog.models import Category
+from catalog.models import Category, TaxonomyChange, TaxonomyChangeKind
 from catalog.services.reading import (
     CountingReader,
     FileFormatError,
@@ -23,6 +24,7 @@ from catalog.services.reading import (
     load_json,
     no_progress,
 )
+from catalog.signals import categories_retired
 
 PATH_SEPARATOR = " > "
 LANGUAGES = ("en", "zh-hans")
@@ -43,6 +45,8 @@ class TaxonomyReport:
     updated: int = 0
     unchanged: int = 0
     archived: int = 0
+    # Categories the mapping file retired in favour of a new one (their products get proposals, not moves).
+    mapped: int = 0
     invalid: int = 0
     rows: int = 0
     errors: list[RowError] = field(default_factory=list)
@@ -182,9 +186,14 @@ def taxonomy_import(
     dry_run: bool = False,
     keep_valid: bool = False,
     archive_missing: bool = False,
+    mapping: Path | None = None,
+    actor: Any = None,
     progress: ProgressCallback = no_progress,
 ) -> TaxonomyReport:
-    """Upsert categories by external id. With any invalid row nothing is written unless keep_valid."""
+    """Upsert categories by external id. With any invalid row nothing is written unless keep_valid. A mapping file
+    (old id -> new id, as a taxonomy publishes between releases) retires each old category in favour of its new
+    one, in the same transaction: the products filed under it are proposed to move (catalog announces it with
+    categories_retired), never moved unseen."""
     if language not in LANGUAGES:
         raise FileFormatError(f"Unknown language '{language}': use one of {', '.join(LANGUAGES)}.")
     file_format = file_format or guess_format(path.name)
@@ -193,9 +202,24 @@ def taxonomy_import(
     nodes, errors = _nodes_from_file(path, file_format, progress)
     by_id, more_errors = _validate(nodes, language=language)
     errors.extend(more_errors)
-    report = TaxonomyReport(rows=len(nodes), dry_run=dry_run, errors=sorted(errors, key=lambda e: e.line))
+    pairs: list[tuple[int, str, str]] = []
+    mapping_errors: list[RowError] = []
+    if mapping is not None:
+        pairs, mapping_errors = mapping_read(mapping)
+        known = set(by_id) | set(Category.objects.values_list("external_id", flat=True))
+        for line, old, new in pairs:
+            for what, value in (("old_id", old), ("new_id", new)):
+                if value not in known:
+                    mapping_errors.append(RowError(line, what, "no category with this id", value[:200]))
+    bad_mapping_lines = {error.line for error in mapping_errors}
     bad_lines = {error.line for error in errors}
-    report.invalid = len(bad_lines)
+    # The mapping file's errors carry its own line numbers, named as such.
+    errors.extend(
+        RowError(line=e.line, field=f"mapping file: {e.field}".strip(), reason=e.reason, value=e.value)
+        for e in mapping_errors
+    )
+    report = TaxonomyReport(rows=len(nodes), dry_run=dry_run, errors=sorted(errors, key=lambda e: e.line))
+    report.invalid = len(bad_lines) + len(bad_mapping_lines)
     if errors and not keep_valid:
         return report
     valid = [node for node in by_id.values() if node.line not in bad_lines]
@@ -219,6 +243,10 @@ def taxonomy_import(
                 external_id__in=valid_ids
             )
             report.archived = missing.update(is_active=False)
+        if pairs:
+            report.mapped = _retire_mapped(
+                pairs, bad_lines=bad_mapping_lines, actor=actor, release=release or path.name
+            )
         if dry_run:
             transaction.set_rollback(True)
         else:
@@ -355,6 +383,7 @@ def category_update(
     name_zh_hans: str | None = None,
     parent_id: int | str | None = "unchanged",
     is_active: bool | None = None,
+    actor: Any = None,
 ) -> Category:
     """Rename, move (parent_id, None for a root) or archive one category; its subtree's paths follow."""
     from core.errors import ApplicationError, NotFoundError
@@ -377,9 +406,114 @@ def category_update(
                 if parent.path.startswith(category.path):
                     raise ApplicationError("A category cannot move under itself or one of its descendants.")
             category.parent_id = parent_id
+        archiving = is_active is False and category.is_active
         if is_active is not None:
             category.is_active = is_active
         category.save()
         tree_rebuild()
         category.refresh_from_db()
+        if archiving:
+            # Its products stay filed under it until a manager applies the proposals to move them.
+            _retire(
+                {category.pk: None},
+                kind=TaxonomyChangeKind.ARCHIVE,
+                actor=actor,
+                reason=f"archived '{category.full_path_en}'",
+            )
     return category
+
+
+# --- retiring categories: merge, archive, a new release's mapping --------------------------------------------------
+
+GID_PREFIX = "gid://shopify/TaxonomyCategory/"
+
+
+def _external(value: str) -> str:
+    value = value.strip()
+    return value[len(GID_PREFIX) :] if value.startswith(GID_PREFIX) else value
+
+
+def mapping_read(path: Path) -> tuple[list[tuple[int, str, str]], list[RowError]]:
+    """A release mapping: a CSV with columns old_id,new_id, or JSON ({"old": "new", ...} or a list of
+    {"old_id", "new_id"}); Shopify's gid:// ids are accepted. Returns (line, old, new) rows and row errors."""
+    pairs: list[tuple[int, str, str]] = []
+    errors: list[RowError] = []
+    reader = CountingReader(path)
+    try:
+        if guess_format(path.name) == "json":
+            document = load_json(reader)
+            items: list[Any] = (
+                [{"old_id": k, "new_id": v} for k, v in document.items()] if isinstance(document, dict) else document
+            )
+            if not isinstance(items, list):
+                raise FileFormatError('A mapping JSON is {"old id": "new id", ...} or [{"old_id", "new_id"}, ...].')
+            records = [(i + 1, item if isinstance(item, dict) else {}) for i, item in enumerate(items)]
+        else:
+            records = []
+            for record in iter_delimited(reader, delimiter=",", required=("old_id", "new_id")):
+                errors.extend(record.errors)
+                if not record.errors:
+                    records.append((record.line, record.values))
+    finally:
+        reader.close()
+    seen: dict[str, int] = {}
+    for line, values in records:
+        old, new = _external(str(values.get("old_id") or "")), _external(str(values.get("new_id") or ""))
+        if not old or not new:
+            errors.append(RowError(line, "old_id" if not old else "new_id", "empty id"))
+        elif old in seen:
+            errors.append(RowError(line, "old_id", f"mapped twice (first on line {seen[old]})", old[:200]))
+        else:
+            seen[old] = line
+            if old != new:
+                pairs.append((line, old, new))
+    return pairs, errors
+
+
+def _retire_mapped(pairs: list[tuple[int, str, str]], *, bad_lines: set[int], actor: Any, release: str) -> int:
+    ids = dict(Category.objects.values_list("external_id", "pk"))
+    moves = {ids[old]: ids[new] for line, old, new in pairs if line not in bad_lines and old in ids and new in ids}
+    return _retire(moves, kind=TaxonomyChangeKind.MAPPING, actor=actor, reason=f"taxonomy release {release}")
+
+
+def _retire(moves: Mapping[int, int | None], *, kind: str, actor: Any, reason: str) -> int:
+    """Archive the retired categories, write their audit rows and announce them, in the caller's transaction."""
+    if not moves:
+        return 0
+    Category.objects.filter(pk__in=moves).update(is_active=False, updated_at=timezone.now())
+    batch = uuid.uuid4()
+    actor = actor if actor is not None and getattr(actor, "pk", None) else None
+    TaxonomyChange.objects.bulk_create(
+        TaxonomyChange(kind=kind, category_id=old, replacement_id=new, actor=actor, batch=batch, note=reason[:500])
+        for old, new in moves.items()
+    )
+    categories_retired.send(sender=TaxonomyChange, moves=dict(moves), reason=reason, actor=actor)
+    return len(moves)
+
+
+def category_merge(*, category_id: int, into_id: int, actor: Any = None) -> TaxonomyChange:
+    """Merge a category (and its subtree) into another: they are archived, the merge is recorded, and the
+    products filed under them are proposed to move to `into` (a manager applies the proposals)."""
+    from core.errors import ApplicationError, NotFoundError
+
+    with transaction.atomic():
+        found = Category.objects.select_for_update().in_bulk([category_id, into_id])
+        if category_id not in found:
+            raise NotFoundError(f"No category with id {category_id}.")
+        if into_id not in found:
+            raise NotFoundError(f"No category with id {into_id}.")
+        source, target = found[category_id], found[into_id]
+        if target.path.startswith(source.path):
+            raise ApplicationError("A category cannot be merged into itself or one of its descendants.")
+        if not target.is_active:
+            raise ApplicationError(f"'{target.full_path_en}' is archived: merge into an active category.")
+        if not source.is_active:
+            raise ApplicationError(f"'{source.full_path_en}' is archived already.")
+        subtree = Category.objects.filter(path__startswith=source.path, is_active=True).values_list("pk", flat=True)
+        _retire(
+            dict.fromkeys(subtree, into_id),
+            kind=TaxonomyChangeKind.MERGE,
+            actor=actor,
+            reason=f"merged '{source.full_path_en}' into '{target.full_path_en}'",
+        )
+    return TaxonomyChange.objects.filter(category_id=category_id, kind=TaxonomyChangeKind.MERGE).latest("created_at")

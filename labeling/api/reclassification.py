@@ -56,13 +56,24 @@ def _estimate(estimate: Estimate | Verdicts | None) -> dict[str, Any] | None:
 
 
 class BatchSerializer(serializers.ModelSerializer[ReclassificationBatch]):
-    model_version = serializers.CharField(source="model_version.label", read_only=True)
+    model_version = serializers.CharField(source="model_version.label", read_only=True, allow_null=True, default=None)
     counts = serializers.SerializerMethodField()
     promise = serializers.SerializerMethodField()
 
     class Meta:
         model = ReclassificationBatch
-        fields = ["id", "model_version", "threshold", "created_at", "superseded_at", "counts", "promise", "explorer"]
+        fields = [
+            "id",
+            "source",
+            "reason",
+            "model_version",
+            "threshold",
+            "created_at",
+            "superseded_at",
+            "counts",
+            "promise",
+            "explorer",
+        ]
 
     def get_counts(self, batch: Any) -> dict[str, int]:
         return {"total": batch.n_total, **{state: getattr(batch, f"n_{state}") for state in ProposalState.values}}

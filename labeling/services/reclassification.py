@@ -32,6 +32,7 @@ from labeling.estimates import test_precision_at
 from labeling.models import (
     OPEN_PROPOSAL_STATES,
     AuditAudience,
+    BatchSource,
     LabelingQueue,
     ProposalAudit,
     ProposalAuditItem,
@@ -42,9 +43,12 @@ from labeling.models import (
     ReclassificationJob,
     ReclassificationProposal,
     ReclassificationRejection,
+    ReviewItem,
+    ReviewReason,
 )
 from labeling.selectors import ProposalFilters, proposal_group_q
 from mlcore.models import ModelVersion, Prediction
+from mlcore.selectors import serving_version
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +222,9 @@ def reclassification_job_run(*, job_id: int) -> None:
     assert isinstance(job, ReclassificationJob)
     try:
         with run.keepalive():
-            if job.action == ReclassificationAction.BUILD:
+            if job.action == ReclassificationAction.BUILD and job.moves:
+                _build_from_taxonomy(run, job)
+            elif job.action == ReclassificationAction.BUILD:
                 _build(run, job)
             elif job.action == ReclassificationAction.APPLY:
                 _apply(run, job)
@@ -245,6 +251,7 @@ def _build(run: JobRun, job: ReclassificationJob) -> None:
     proposals every threshold of the explorer would give are counted in the same pass (one rolled-up sum per
     product), so the manager sees what moving the threshold buys before rebuilding."""
     version = job.model_version
+    assert version is not None  # a model build always has its version
     threshold = job.threshold if job.threshold is not None else default_threshold(version)
     grid = sorted({*EXPLORER_THRESHOLDS, round(threshold, 6)})
     at = grid.index(round(threshold, 6))
@@ -354,32 +361,38 @@ def _proposals_of(job: ReclassificationJob) -> QuerySet[ReclassificationProposal
 
 def _note(job: ReclassificationJob) -> str:
     who = job.created_by.get_username() if job.created_by else "?"
-    return f"reclassification batch {job.batch_id}, model v{job.model_version.number}, applied by {who}"
+    version = f"model v{job.model_version.number}" if job.model_version else "no model"
+    reason = f" ({job.batch.reason})" if job.batch is not None and job.batch.reason else ""
+    return f"reclassification batch {job.batch_id}{reason}, {version}, applied by {who}"
 
 
 def _apply(run: JobRun, job: ReclassificationJob) -> None:
     """Approved proposals, a chunk at a time, each chunk with its proposals' new states in one transaction: a lost
     worker resumes with the proposals still approved."""
     pending = applicable(_proposals_of(job).filter(state=ProposalState.APPROVED))
+    taxonomy = job.batch is not None and job.batch.source == BatchSource.TAXONOMY
     ReclassificationJob.objects.filter(pk=job.pk).update(total=pending.count() + job.done + job.skipped)
     last = 0
     while True:
         # By primary key, each proposal once per run (a skipped one keeps its state).
-        chunk = list(
+        rows = list(
             pending.filter(pk__gt=last)
             .order_by("pk")
-            .values_list("pk", "product_id", "product_version", "to_category_id")[:CHUNK]
+            .values_list("pk", "product_id", "product_version", "to_category_id", "keeps_verified")[:CHUNK]
         )
-        if not chunk:
+        if not rows:
             return
-        last = chunk[-1][0]
+        last = rows[-1][0]
+        chunk = [(pk, p, v, c) for pk, p, v, c, _ in rows]
         with transaction.atomic():
             result = categories_set_in_bulk(
-                assignments=[CategoryAssignment(p, v, c) for _, p, v, c in chunk],
+                assignments=[CategoryAssignment(p, v, c, keep_verified=keep) for _, p, v, c, keep in rows],
                 source=CategorySource.RECLASSIFICATION,
                 actor=job.created_by,
                 batch=job.change_batch,
                 note=_note(job),
+                # A retired category's products move whoever labelled them (the version check still guards).
+                skip_verified=not taxonomy,
             )
             _settle(chunk, result.changed, result.skipped, done_state=ProposalState.APPLIED)
             run.beat(force=True)
@@ -646,3 +659,107 @@ def audit_answer(*, item_id: int, user: User, category_id: int | None) -> Propos
         item.answered_at = timezone.now()
         item.save(update_fields=["answer", "answered_by", "answered_at"])
     return item
+
+
+# --- taxonomy changes: the products of retired categories ---------------------------------------------------------
+
+
+def reclassification_taxonomy_start(
+    *, moves: dict[int, int | None], reason: str, actor: User | None
+) -> ReclassificationJob:
+    """Queue proposals for the products filed under categories a taxonomy change retired (called inside that
+    change's transaction: both commit or neither)."""
+    job = ReclassificationJob.objects.create(
+        action=ReclassificationAction.BUILD,
+        model_version=serving_version(),
+        moves={str(old): new for old, new in moves.items()},
+        reason=reason[:500],
+        created_by=actor if actor is not None and actor.pk else None,
+    )
+    job_enqueue_on_commit(job, lambda: reclassification_job_enqueue(job.pk))
+    return job
+
+
+def _build_from_taxonomy(run: JobRun, job: ReclassificationJob) -> None:
+    """Each product filed under a retired category is proposed to its mapped or merged category (a verified label
+    stays verified), else to the model's deepest sure active category, else sent to the annotators' review. One
+    transaction, as a model build."""
+    moves = {int(old): new for old, new in job.moves.items()}
+    tree = Tree.load()
+    active = set(Category.objects.filter(is_active=True).values_list("pk", flat=True))
+    version = job.model_version
+    threshold = default_threshold(version) if version is not None else NO_THRESHOLD
+    products = list(
+        Product.objects.filter(category_id__in=moves).values_list("pk", "category_id", "version").order_by("pk")
+    )
+    tops = (
+        dict(
+            Prediction.objects.filter(model_version=version, product_id__in=[p for p, _, _ in products]).values_list(
+                "product_id", "top"
+            )
+        )
+        if version is not None
+        else {}
+    )
+    with transaction.atomic():
+        batch = ReclassificationBatch.objects.create(
+            source=BatchSource.TAXONOMY,
+            model_version=version,
+            threshold=threshold,
+            reason=job.reason,
+            created_by=job.created_by,
+        )
+        # Open proposals elsewhere for these products, or into a retired category, would move them wrongly.
+        ReclassificationProposal.objects.filter(state__in=OPEN_PROPOSAL_STATES).filter(
+            Q(product_id__in=[p for p, _, _ in products]) | Q(to_category_id__in=moves)
+        ).update(state=ProposalState.SUPERSEDED, note="superseded by a taxonomy change")
+        proposals: list[ReclassificationProposal] = []
+        homeless: list[int] = []
+        for product_id, current, product_version in products:
+            target, confidence, mapped = moves.get(current), 1.0, True
+            if target is None or target not in active:
+                mapped = False
+                choice = _best_active(tops.get(product_id) or [], tree, active, threshold)
+                if choice is None:
+                    homeless.append(product_id)
+                    continue
+                target, confidence = choice
+            proposals.append(
+                ReclassificationProposal(
+                    batch=batch,
+                    product_id=product_id,
+                    from_category_id=current,
+                    to_category_id=target,
+                    kind=ProposalKind.REFINE if current in tree.ancestors(target) else ProposalKind.CHANGE,
+                    confidence=confidence,
+                    top=(tops.get(product_id) or [])[:3],
+                    product_version=product_version,
+                    crosses_vertical=tree.vertical(current) != tree.vertical(target),
+                    keeps_verified=mapped,
+                    note="" if mapped else "no mapping: the model's choice among active categories",
+                )
+            )
+        ReclassificationProposal.objects.bulk_create(proposals, batch_size=CHUNK)
+        already = set(
+            ReviewItem.objects.filter(
+                product_id__in=homeless, reason=ReviewReason.RETIRED_CATEGORY, resolved_at__isnull=True
+            ).values_list("product_id", flat=True)
+        )
+        ReviewItem.objects.bulk_create(
+            ReviewItem(product_id=p, reason=ReviewReason.RETIRED_CATEGORY, note=job.reason[:500])
+            for p in homeless
+            if p not in already
+        )
+        run.beat(force=True)
+        ReclassificationJob.objects.filter(pk=job.pk).update(
+            batch=batch, done=len(proposals), total=len(proposals), skipped=len(homeless)
+        )
+    logger.info(
+        "taxonomy batch %s (%s): %s proposals, %s sent to review", batch.pk, job.reason, len(proposals), len(homeless)
+    )
+
+
+def _best_active(top: list[list[Any]], tree: Tree, active: set[int], threshold: float) -> tuple[int, float] | None:
+    """The model's deepest active category whose rolled-up probability reaches the threshold."""
+    rolled = {node: p for node, p in rolled_up(top, tree).items() if node in active}
+    return choices_at(rolled, tree, [threshold])[0]

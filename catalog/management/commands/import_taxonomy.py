@@ -31,10 +31,19 @@ class Command(BaseCommand):
             help="archive categories of this release that the file no longer has",
         )
 
+        parser.add_argument(
+            "--mapping",
+            type=Path,
+            help="old id -> new id between releases (CSV old_id,new_id or JSON): each old category is archived and "
+            "its products are proposed to move to the new one (a catalog manager applies them on /reclassify/)",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["file"]
         if not path.is_file():
             raise CommandError(f"No such file: {path}")
+        if options["mapping"] is not None and not options["mapping"].is_file():
+            raise CommandError(f"No such mapping file: {options['mapping']}")
         try:
             report = taxonomy_import(
                 path=path,
@@ -44,6 +53,7 @@ class Command(BaseCommand):
                 dry_run=options["dry_run"],
                 keep_valid=options["keep_valid"],
                 archive_missing=options["archive_missing"],
+                mapping=options["mapping"],
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc

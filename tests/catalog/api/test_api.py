@@ -135,3 +135,20 @@ def test_manager_moves_and_archives_a_category_annotator_cannot(api, annotator_a
     assert "under itself" in loop.data["detail"]
     archived = api.patch(f"/api/v1/categories/{fridge.pk}/", {"is_active": False}, format="json")
     assert archived.data["is_active"] is False
+
+
+def test_a_manager_merges_a_category_into_another_annotator_cannot(api, annotator_api, small_tree):
+    from catalog.models import TaxonomyChange
+
+    fridge, kitchen = small_tree["fridge"], small_tree["kitchen"]
+    url = f"/api/v1/categories/{fridge.pk}/merge/"
+    assert annotator_api.post(url, {"into": kitchen.pk}, format="json").status_code == 403
+    assert api.post(url, {"into": 999999}, format="json").status_code == 404
+    assert api.post(url, {"into": "kitchen"}, format="json").status_code == 400
+    merged = api.post(url, {"into": kitchen.pk}, format="json")
+    assert merged.status_code == 200
+    assert merged.data["id"] == kitchen.pk
+    assert TaxonomyChange.objects.filter(category=fridge, kind="merge", replacement=kitchen).exists()
+    again = api.post(url, {"into": kitchen.pk}, format="json")
+    assert again.status_code == 400
+    assert "archived already" in again.data["detail"]

@@ -470,3 +470,111 @@ def test_wilson_interval_known_values():
     assert wilson(20, 20)[0] == pytest.approx(0.8389, abs=1e-4)
     low, high = wilson(19, 20)
     assert (low, high) == (pytest.approx(0.7639, abs=1e-4), pytest.approx(0.9911, abs=1e-4))
+
+
+# --- taxonomy changes propose too ------------------------------------------------------------------------------------
+
+
+def _run_taxonomy_jobs() -> ReclassificationBatch:
+    job = ReclassificationJob.objects.filter(action="build").exclude(moves={}).latest("created_at")
+    reclassification_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    return job.batch
+
+
+def test_a_merge_proposes_its_products_to_the_target_and_keeps_verified_labels(
+    small_tree, manager, django_capture_on_commit_callbacks
+):
+    from catalog.models import Category, TaxonomyChange
+    from catalog.services.taxonomy import category_merge
+
+    imported = _imported(small_tree, "fridge", title="fridge a")
+    verified = verified_product(small_tree["fridge"], manager, title="fridge b")
+    untouched = _imported(small_tree, "dish", title="dishwasher")
+    with django_capture_on_commit_callbacks(execute=False):
+        category_merge(category_id=small_tree["fridge"].pk, into_id=small_tree["kitchen"].pk, actor=manager)
+    assert not Category.objects.get(pk=small_tree["fridge"].pk).is_active
+    change = TaxonomyChange.objects.get(category=small_tree["fridge"])
+    assert (change.kind, change.replacement_id, change.actor_id) == ("merge", small_tree["kitchen"].pk, manager.pk)
+    # Nothing moved yet: the products wait for a manager's decision.
+    assert Product.objects.get(pk=imported.pk).category_id == small_tree["fridge"].pk
+
+    batch = _run_taxonomy_jobs()
+    assert batch.source == "taxonomy"
+    assert "merged" in batch.reason
+    proposals = {p.product_id: p for p in batch.proposals.all()}
+    assert set(proposals) == {imported.pk, verified.pk}  # verified labels too: their category is gone
+    assert proposals[imported.pk].to_category_id == small_tree["kitchen"].pk
+    assert untouched.pk not in proposals
+
+    proposals_decide(batch_id=batch.pk, decision="approve", user=manager, group={"kind": "change"})
+    with django_capture_on_commit_callbacks(execute=False):
+        job = reclassification_apply_start(batch_id=batch.pk, user=manager)
+    reclassification_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert (job.done, job.skipped) == (2, 0)
+    moved = Product.objects.get(pk=verified.pk)
+    assert (moved.category_id, moved.is_verified) == (small_tree["kitchen"].pk, True)  # the same decision, renamed
+    assert Product.objects.get(pk=imported.pk).is_verified is False
+
+    from core.errors import ApplicationError as Refused
+
+    with pytest.raises(Refused, match="descendants"):
+        category_merge(category_id=small_tree["home"].pk, into_id=small_tree["dish"].pk)
+    with pytest.raises(Refused, match="archived"):
+        category_merge(category_id=small_tree["dish"].pk, into_id=small_tree["fridge"].pk)
+
+
+def test_archiving_proposes_the_models_choice_or_sends_to_review(
+    small_tree, manager, django_capture_on_commit_callbacks
+):
+    from catalog.services.taxonomy import category_update
+    from labeling.models import ReviewItem
+
+    version = _version(threshold=0.8)
+    ModelVersion.objects.filter(pk=version.pk).update(is_serving=True)
+    sure = _imported(small_tree, "fridge", title="fridge sure")
+    unsure = _imported(small_tree, "fridge", title="fridge unsure")
+    _predict(version, sure, [(small_tree["fridge"], 0.6), (small_tree["dish"], 0.35)])  # Kitchen 0.95, active
+    _predict(version, unsure, [(small_tree["fridge"], 0.5), (small_tree["phones"], 0.5)])
+    with django_capture_on_commit_callbacks(execute=False):
+        category_update(category_id=small_tree["fridge"].pk, is_active=False, actor=manager)
+    batch = _run_taxonomy_jobs()
+    proposal = batch.proposals.get()
+    assert (proposal.product_id, proposal.to_category_id) == (sure.pk, small_tree["kitchen"].pk)
+    assert proposal.keeps_verified is False
+    review = ReviewItem.objects.get(product=unsure)
+    assert review.reason == "retired_category"
+
+
+def test_import_taxonomy_with_a_mapping_file_proposes_the_new_categories(
+    small_tree, manager, write_file, django_capture_on_commit_callbacks
+):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from catalog.models import Category
+
+    product = _imported(small_tree, "fridge", title="fridge")
+    release = write_file(
+        "taxonomy.csv",
+        "id,parent_id,name\nhg,,Home & Garden\nhg-11,hg,Kitchen\nhg-11-3,hg-11,Refrigerators\n",
+    )
+    bad = write_file("bad.csv", "old_id,new_id\nhg-11-2,hg-11-99\n")
+    with pytest.raises(CommandError):
+        call_command("import_taxonomy", str(release), "--mapping", str(bad), "--release", "2025-01")
+    assert not Category.objects.filter(external_id="hg-11-3").exists()  # nothing written
+
+    mapping = write_file("mapping.csv", "old_id,new_id\ngid://shopify/TaxonomyCategory/hg-11-2,hg-11-3\n")
+    with django_capture_on_commit_callbacks(execute=False):
+        call_command("import_taxonomy", str(release), "--mapping", str(mapping), "--release", "2025-01")
+    refrigerators = Category.objects.get(external_id="hg-11-3")
+    assert not Category.objects.get(external_id="hg-11-2").is_active
+    batch = _run_taxonomy_jobs()
+    proposal = batch.proposals.get()
+    assert (proposal.product_id, proposal.to_category_id, proposal.kind) == (
+        product.pk,
+        refrigerators.pk,
+        ProposalKind.CHANGE,
+    )
