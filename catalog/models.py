@@ -90,15 +90,25 @@ class Product(models.Model):
     description = models.TextField(_("description"), blank=True)
     brand = models.CharField(_("brand"), max_length=255, blank=True)
     attributes = models.JSONField(_("attributes"), default=dict, blank=True)
+    # Not indexed alone: product_category_id (category, id) serves every lookup by category, and each index more is
+    # written on every change of category (a 100k-product reclassification writes them all).
     category = models.ForeignKey(
-        Category, on_delete=models.PROTECT, null=True, blank=True, related_name="products", verbose_name=_("category")
+        Category,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="products",
+        verbose_name=_("category"),
+        db_index=False,
     )
     category_source = models.CharField(
         _("category source"), max_length=20, choices=CategorySource.choices, blank=True, default=""
     )
     is_verified = models.BooleanField(_("verified"), default=False)
+    # Not indexed: only deleting a user looks products up by it (rare; a scan then), and it is written with every
+    # change of category.
     category_set_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     category_set_at = models.DateTimeField(null=True, blank=True)
     # Bumped on every change; a write that carries an older version is refused (optimistic concurrency).
@@ -136,7 +146,8 @@ class Product(models.Model):
 class CategoryChange(models.Model):
     """One row per change of a product's category of record, bulk changes included."""
 
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="category_changes")
+    # Indexed by catchange_product_time (product, -created_at), not twice.
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="category_changes", db_index=False)
     from_category = models.ForeignKey(Category, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     to_category = models.ForeignKey(Category, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     source = models.CharField(max_length=20, choices=CategorySource.choices)

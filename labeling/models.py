@@ -208,8 +208,10 @@ OPEN_PROPOSAL_STATES = (ProposalState.PROPOSED, ProposalState.APPROVED)
 
 
 class ReclassificationProposal(models.Model):
-    batch = models.ForeignKey(ReclassificationBatch, on_delete=models.CASCADE, related_name="proposals")
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
+    # batch and product are indexed by the composite indexes below, not again alone: a 100k-proposal apply updates
+    # every index of every row it touches.
+    batch = models.ForeignKey(ReclassificationBatch, on_delete=models.CASCADE, related_name="proposals", db_index=False)
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+", db_index=False)
     # The category of record when the proposal was made (null: the product had none).
     from_category = models.ForeignKey(Category, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     to_category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="+")
@@ -227,11 +229,11 @@ class ReclassificationProposal(models.Model):
     # A taxonomy move to a mapped or merged category: a verified label stays verified (the same decision, renamed).
     keeps_verified = models.BooleanField(default=False)
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     confirmed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     # The CategoryChange that applied it (what undo reverts).
     change = models.ForeignKey(

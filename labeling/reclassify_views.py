@@ -31,6 +31,7 @@ from labeling.services.reclassification import (
 )
 
 PAGE = 50
+GROUPS_PAGE = 50
 
 
 def _group_from(data: Any) -> dict[str, Any]:
@@ -65,7 +66,8 @@ def _filters(request: HttpRequest) -> selectors.ProposalFilters:
 @permission_required("labeling.view_reclassificationbatch", raise_exception=True)
 @require_GET
 def batch_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "labeling/reclassify_list.html", {"batches": selectors.reclassification_batches()[:50]})
+    batches = selectors.batches_counted(selectors.reclassification_batches()[:50])
+    return render(request, "labeling/reclassify_list.html", {"batches": batches})
 
 
 @login_required
@@ -81,13 +83,21 @@ def batch_detail(request: HtmxHttpRequest, batch_id: int) -> HttpResponse:
         return render(request, "labeling/reclassify_batch.html#jobs", {"batch": batch, "jobs": jobs})
     order = request.GET.get("order", "size")
     filters = _filters(request)
-    groups = selectors.reclassification_groups(batch=batch, filters=filters, order=order)
+    raw_offset = request.GET.get("offset", "0")
+    offset = int(raw_offset) if raw_offset.isdigit() else 0
+    groups = selectors.reclassification_groups(
+        batch=batch, filters=filters, order=order, offset=offset, limit=GROUPS_PAGE + 1
+    )
+    more = request.GET.copy()
+    more["offset"] = str(offset + GROUPS_PAGE)
     return render(
         request,
         "labeling/reclassify_batch.html",
         {
             "batch": batch,
-            "groups": groups,
+            "groups": groups[:GROUPS_PAGE],
+            "more_groups": more.urlencode() if len(groups) > GROUPS_PAGE else None,
+            "first_groups": offset > 0,
             "jobs": jobs,
             "order": order,
             "kinds": ProposalKind.choices,

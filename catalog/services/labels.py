@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -148,20 +148,56 @@ def categories_set_in_bulk(
                         note=note[:500],
                     )
                 )
-            now = timezone.now()
-            for (target, stays_verified), ids in by_target.items():
-                Product.objects.filter(pk__in=ids).update(
-                    category_id=target,
-                    category_source=source,
-                    is_verified=stays_verified,
-                    category_set_by_id=actor_id,
-                    category_set_at=now,
-                    version=F("version") + 1,
-                    updated_at=now,
-                )
+            _write_categories(
+                [(pk, target, source, stays) for (target, stays), ids in by_target.items() for pk in ids], actor_id
+            )
             for change in CategoryChange.objects.bulk_create(changes, batch_size=BULK_CHUNK):
                 result.changed[change.product_id] = change.pk
     return result
+
+
+def _write_categories(rows: list[tuple[int, int | None, str, bool]], actor_id: int | None) -> None:
+    """Write (product, category, source, verified) rows of locked products, bumping their versions. PostgreSQL: one
+    UPDATE ... FROM unnest(...) per chunk, whatever the number of target categories (a chunk of a real batch goes to
+    hundreds); elsewhere (the demo's SQLite) one UPDATE per distinct (category, source, verified)."""
+    if not rows:
+        return
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        table = Product._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'UPDATE "{table}" AS p SET category_id = v.category, category_source = v.source, '
+                "is_verified = v.verified, "
+                "category_set_by_id = CASE WHEN v.category IS NULL THEN NULL ELSE %s::integer END, "
+                "category_set_at = CASE WHEN v.category IS NULL THEN NULL ELSE %s::timestamptz END, "
+                "version = p.version + 1, updated_at = %s "
+                "FROM unnest(%s::bigint[], %s::bigint[], %s::varchar[], %s::boolean[]) "
+                "AS v(id, category, source, verified) WHERE p.id = v.id",
+                [
+                    actor_id,
+                    now,
+                    now,
+                    [r[0] for r in rows],
+                    [r[1] for r in rows],
+                    [r[2] for r in rows],
+                    [r[3] for r in rows],
+                ],
+            )
+        return
+    groups: dict[tuple[int | None, str, bool], list[int]] = defaultdict(list)
+    for pk, category, source, verified in rows:
+        groups[(category, source, verified)].append(pk)
+    for (category, source, verified), ids in groups.items():
+        Product.objects.filter(pk__in=ids).update(
+            category_id=category,
+            category_source=source,
+            is_verified=verified,
+            category_set_by_id=actor_id if category else None,
+            category_set_at=now if category else None,
+            version=F("version") + 1,
+            updated_at=now,
+        )
 
 
 def categories_revert_in_bulk(
@@ -209,17 +245,14 @@ def categories_revert_in_bulk(
                         note=(note or f"undo of change #{change.pk}")[:500],
                     )
                 )
-            now = timezone.now()
-            for (restored, old_source, verified), product_ids in groups.items():
-                Product.objects.filter(pk__in=product_ids).update(
-                    category_id=restored,
-                    category_source=old_source,
-                    is_verified=verified,
-                    category_set_by_id=actor_id if restored else None,
-                    category_set_at=now if restored else None,
-                    version=F("version") + 1,
-                    updated_at=now,
-                )
+            _write_categories(
+                [
+                    (pk, restored, old_source, verified)
+                    for (restored, old_source, verified), ids in groups.items()
+                    for pk in ids
+                ],
+                actor_id,
+            )
             for change in CategoryChange.objects.bulk_create(reverts, batch_size=BULK_CHUNK):
                 result.changed[change.product_id] = change.pk
     return result

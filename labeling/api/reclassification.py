@@ -246,12 +246,33 @@ class ReclassificationBatchViewSet(viewsets.ReadOnlyModelViewSet[Reclassificatio
     def get_queryset(self) -> Any:
         return selectors.reclassification_batches()
 
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        queryset = self.get_queryset()
+        page = self.paginate_queryset(queryset)
+        rows = selectors.batches_counted(page if page is not None else queryset)
+        data = self.get_serializer(rows, many=True).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return Response(self.get_serializer(selectors.batches_counted([self.get_object()])[0]).data)
+
     @extend_schema(responses=GroupSerializer(many=True))
     @action(detail=True, methods=["get"])
     def groups(self, request: Request, pk: str | None = None) -> Response:
-        """Proposals grouped by kind and from -> to; `order` size|confidence|lowest; the proposal filters apply."""
+        """Proposals grouped by kind and from -> to, a page of `limit` (default 50, at most 500) from `offset`;
+        `order` size|confidence|lowest|estimated; the proposal filters apply."""
+        params = request.query_params
+        try:
+            limit = min(max(int(params.get("limit", 50)), 1), 500)
+            offset = max(int(params.get("offset", 0)), 0)
+        except ValueError:
+            raise ApplicationError("'limit' and 'offset' are whole numbers.") from None
         rows = selectors.reclassification_groups(
-            batch=self.get_object(), filters=_filters(request), order=request.query_params.get("order", "size")
+            batch=self.get_object(),
+            filters=_filters(request),
+            order=params.get("order", "size"),
+            limit=limit,
+            offset=offset,
         )
         return Response(GroupSerializer(rows, many=True).data)
 

@@ -12,17 +12,24 @@ its ancestors. Kinds: fill (no category yet), refine (a descendant of the curren
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db import connection, transaction
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from catalog.models import Category, CategorySource, Product
-from catalog.services.labels import CategoryAssignment, categories_revert_in_bulk, categories_set_in_bulk
+from catalog.models import Category, CategoryChange, CategorySource, Product
+from catalog.services.labels import (
+    BulkResult,
+    CategoryAssignment,
+    categories_revert_in_bulk,
+    categories_set_in_bulk,
+)
 from core.broker import broker_check
 from core.errors import ApplicationError, ConflictError, NotFoundError
 from core.jobs import JobCancelled, JobLost, JobRun, describe_failure, job_claim, job_enqueue_on_commit
@@ -369,86 +376,104 @@ def _note(job: ReclassificationJob) -> str:
 def _apply(run: JobRun, job: ReclassificationJob) -> None:
     """Approved proposals, a chunk at a time, each chunk with its proposals' new states in one transaction: a lost
     worker resumes with the proposals still approved."""
-    pending = applicable(_proposals_of(job).filter(state=ProposalState.APPROVED))
     taxonomy = job.batch is not None and job.batch.source == BatchSource.TAXONOMY
-    ReclassificationJob.objects.filter(pk=job.pk).update(total=pending.count() + job.done + job.skipped)
-    last = 0
-    while True:
-        # By primary key, each proposal once per run (a skipped one keeps its state).
-        rows = list(
-            pending.filter(pk__gt=last)
-            .order_by("pk")
-            .values_list("pk", "product_id", "product_version", "to_category_id", "keeps_verified")[:CHUNK]
+    fields = ("pk", "product_id", "product_version", "to_category_id", "keeps_verified")
+
+    def step(rows: list[tuple[Any, ...]]) -> BulkResult:
+        return categories_set_in_bulk(
+            assignments=[CategoryAssignment(p, v, c, keep_verified=keep) for _, p, v, c, keep in rows],
+            source=CategorySource.RECLASSIFICATION,
+            actor=job.created_by,
+            batch=job.change_batch,
+            note=_note(job),
+            # A retired category's products move whoever labelled them (the version check still guards).
+            skip_verified=not taxonomy,
         )
-        if not rows:
-            return
-        last = rows[-1][0]
-        chunk = [(pk, p, v, c) for pk, p, v, c, _ in rows]
-        with transaction.atomic():
-            result = categories_set_in_bulk(
-                assignments=[CategoryAssignment(p, v, c, keep_verified=keep) for _, p, v, c, keep in rows],
-                source=CategorySource.RECLASSIFICATION,
-                actor=job.created_by,
-                batch=job.change_batch,
-                note=_note(job),
-                # A retired category's products move whoever labelled them (the version check still guards).
-                skip_verified=not taxonomy,
-            )
-            _settle(chunk, result.changed, result.skipped, done_state=ProposalState.APPLIED)
-            run.beat(force=True)
-            ReclassificationJob.objects.filter(pk=job.pk).update(
-                done=job.done + len(result.changed), skipped=job.skipped + len(result.skipped)
-            )
-            job.done += len(result.changed)
-            job.skipped += len(result.skipped)
+
+    pending = applicable(_proposals_of(job).filter(state=ProposalState.APPROVED))
+    _in_chunks(run, job, pending, fields, step, done_state=ProposalState.APPLIED)
 
 
 def _undo(run: JobRun, job: ReclassificationJob) -> None:
+    """Applied proposals reverted exactly; one whose product changed since stays applied and is reported."""
+
+    def step(rows: list[tuple[Any, ...]]) -> BulkResult:
+        return categories_revert_in_bulk(
+            change_ids=[change for _, _, change in rows],
+            actor=job.created_by,
+            batch=job.change_batch,
+            note=f"undo of {_note(job)}",
+        )
+
     pending = _proposals_of(job).filter(state=ProposalState.APPLIED, change__isnull=False)
+    _in_chunks(run, job, pending, ("pk", "product_id", "change_id"), step, done_state=ProposalState.UNDONE)
+
+
+def _in_chunks(
+    run: JobRun,
+    job: ReclassificationJob,
+    pending: QuerySet[ReclassificationProposal],
+    fields: tuple[str, ...],
+    step: Callable[[list[tuple[Any, ...]]], BulkResult],
+    *,
+    done_state: str,
+) -> None:
+    """Walk `pending` by primary key (each proposal once per run: a skipped one keeps its state), each chunk's
+    catalog writes and its proposals' new states and the job's counts in one transaction."""
     ReclassificationJob.objects.filter(pk=job.pk).update(total=pending.count() + job.done + job.skipped)
     last = 0
     while True:
-        # By primary key, each proposal once per run: one whose product changed since stays applied.
-        chunk = list(pending.filter(pk__gt=last).order_by("pk").values_list("pk", "product_id", "change_id")[:CHUNK])
-        if not chunk:
+        rows = list(pending.filter(pk__gt=last).order_by("pk").values_list(*fields)[:CHUNK])
+        if not rows:
             return
-        last = chunk[-1][0]
+        # By the ids read, never by their range: a proposal approved while this runs was not applied by this chunk.
+        chunk = pending.filter(pk__in=[row[0] for row in rows])
+        last = rows[-1][0]
         with transaction.atomic():
-            result = categories_revert_in_bulk(
-                change_ids=[change for _, _, change in chunk],
-                actor=job.created_by,
-                batch=job.change_batch,
-                note=f"undo of {_note(job)}",
-            )
-            by_product = [(pk, product, 0, 0) for pk, product, _ in chunk]
-            _settle(by_product, result.changed, result.skipped, done_state=ProposalState.UNDONE)
+            result = step(rows)
+            _settle(chunk, result, done_state=done_state, change_batch=job.change_batch)
             run.beat(force=True)
-            ReclassificationJob.objects.filter(pk=job.pk).update(
-                done=job.done + len(result.changed), skipped=job.skipped + len(result.skipped)
-            )
             job.done += len(result.changed)
             job.skipped += len(result.skipped)
+            ReclassificationJob.objects.filter(pk=job.pk).update(done=job.done, skipped=job.skipped)
 
 
 def _settle(
-    chunk: list[tuple[int, int, int, int]], changed: dict[int, int], skipped: dict[int, str], *, done_state: str
+    chunk: QuerySet[ReclassificationProposal], result: BulkResult, *, done_state: str, change_batch: uuid.UUID
 ) -> None:
-    """The chunk's proposals' new states in one UPDATE (bulk_update writes a CASE per field). An apply records the
-    change it made (what undo reverts); an undo keeps it, for the record."""
+    """The chunk's proposals' new states, set-based: one UPDATE for those left alone per reason (few), then one for
+    the rest (a CASE per row, as bulk_update writes, costs O(rows²) at 2,000 rows). An apply records the change it
+    made, found by the job's change batch (what undo reverts); an undo keeps it, for the record."""
     now = timezone.now()
     applying = done_state == ProposalState.APPLIED
-    rows = []
-    for pk, product_id, _, _ in chunk:
-        row = ReclassificationProposal(pk=pk, decided_at=now, state=done_state, note="")
-        if product_id in changed:
-            row.change_id = changed[product_id] if applying else None
-        else:
-            # Left alone: an apply skips it (the product changed since); an undo leaves it applied.
-            row.state = ProposalState.SKIPPED if applying else ProposalState.APPLIED
-            row.note = f"{done_state}: {skipped.get(product_id, 'skipped')}"[:200]
-        rows.append(row)
-    fields = ["state", "decided_at", "note", *(["change"] if applying else [])]
-    ReclassificationProposal.objects.bulk_update(rows, fields)
+    left: dict[str, list[int]] = {}
+    for product, reason in result.skipped.items():
+        left.setdefault(reason, []).append(product)
+    for reason, products in left.items():
+        # An apply skips it (the product changed since); an undo leaves it applied.
+        chunk.filter(product_id__in=products).update(
+            state=ProposalState.SKIPPED if applying else ProposalState.APPLIED,
+            decided_at=now,
+            note=f"{done_state}: {reason}"[:200],
+        )
+    if not applying:
+        chunk.exclude(product_id__in=list(result.skipped)).update(state=done_state, decided_at=now, note="")
+        return
+    if connection.vendor == "postgresql":
+        # Each proposal's change id from this chunk's result, in one statement.
+        pairs = list(chunk.filter(product_id__in=list(result.changed)).values_list("pk", "product_id"))
+        table = ReclassificationProposal._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE \"{table}\" AS r SET state = %s, decided_at = %s, note = '', change_id = v.change "
+                "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, change) WHERE r.id = v.id",
+                [done_state, now, [pk for pk, _ in pairs], [result.changed[product] for _, product in pairs]],
+            )
+        return
+    change = CategoryChange.objects.filter(batch=change_batch, product_id=OuterRef("product_id")).order_by("-pk")
+    chunk.exclude(product_id__in=list(result.skipped)).update(
+        state=done_state, decided_at=now, note="", change_id=Subquery(change.values("pk")[:1])
+    )
 
 
 # --- decisions ---------------------------------------------------------------------------------------------------
