@@ -58,7 +58,7 @@ def fill(existing: int) -> float:
 
 
 def timed_import(path: Path) -> tuple[float, object]:
-    from catalog.services.products import product_import
+    from catalog.imports.products import product_import
 
     started = time.perf_counter()
     report = product_import(path=path)

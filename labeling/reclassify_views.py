@@ -31,7 +31,7 @@ from labeling.services.reclassification import (
 )
 
 PAGE = 50
-GROUPS_PAGE = 50
+GROUPS_PAGE = 25
 
 
 def _group_from(data: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from labeling.models import (
     ProposalAuditItem,
     ProposalState,
     ReclassificationBatch,
+    ReclassificationGroup,
     ReclassificationProposal,
     ReviewItem,
 )
@@ -233,6 +234,16 @@ def _estimated_precision(batch: ReclassificationBatch) -> Case | Cast:
     return Case(*whens, default=Value(calibration_bins(bins)[0][2]), output_field=FloatField())
 
 
+def group_aggregate(rows: QuerySet[ReclassificationProposal], batch: ReclassificationBatch) -> QuerySet[Any]:
+    """Proposals grouped by kind and from -> to, with what the batch page sorts by."""
+    return rows.values("kind", "from_category_id", "to_category_id").annotate(
+        n=Count("id"),
+        mean_confidence=Avg("confidence"),
+        low_confidence=Min("confidence"),
+        estimated_precision=Avg(_estimated_precision(batch)),
+    )
+
+
 def reclassification_groups(
     *,
     batch: ReclassificationBatch,
@@ -245,20 +256,40 @@ def reclassification_groups(
     """Proposals grouped by kind and from -> to, with count, mean and lowest confidence, estimated precision,
     counts by state, full paths, a few sample titles and what audits measured: a page of `limit` groups."""
     rows = filters.apply(ReclassificationProposal.objects.filter(batch=batch))
-    groups = list(
-        rows.values("kind", "from_category_id", "to_category_id")
+    keys = ("kind", "from_category_id", "to_category_id")
+    ordering = (GROUP_ORDERS.get(order, "-n"), "kind", "to_category_id", "from_category_id")
+    summed = ReclassificationGroup.objects.filter(batch=batch)
+    if filters == ProposalFilters() and summed.exists():
+        # The whole batch: its groups were summed up when it was built.
+        groups = list(
+            summed.values(*keys, "n", "mean_confidence", "low_confidence", "estimated_precision").order_by(*ordering)[
+                offset : offset + limit
+            ]
+        )
+    else:
+        # A filtered view (or a batch built before groups were stored): grouped now.
+        groups = list(group_aggregate(rows, batch).order_by(*ordering)[offset : offset + limit])
+    if not groups:
+        return []
+    # (kind, from) -> to ids: `to IN (...)` is an index condition on (batch, kind, from, to); ORed equalities are not.
+    targets: dict[tuple[str, int | None], list[int]] = {}
+    for group in groups:
+        targets.setdefault((group["kind"], group["from_category_id"]), []).append(group["to_category_id"])
+    shown = Q(pk__in=[])
+    for (kind, from_id), to_ids in targets.items():
+        shown |= proposal_group_q({"kind": kind, "from": from_id}) & Q(to_category_id__in=to_ids)
+    states = {
+        tuple(row[k] for k in keys): row
+        for row in rows.filter(shown)
+        .values(*keys)
         .annotate(
-            n=Count("id"),
-            mean_confidence=Avg("confidence"),
-            low_confidence=Min("confidence"),
-            estimated_precision=Avg(_estimated_precision(batch)),
             n_unconfirmed=Count("id", filter=Q(state=ProposalState.APPROVED, confirmed_by__isnull=True)),
             **{f"n_{state}": Count("id", filter=Q(state=state)) for state in ProposalState.values},
         )
-        .order_by(GROUP_ORDERS.get(order, "-n"), "kind", "to_category_id", "from_category_id")[offset : offset + limit]
-    )
-    if not groups:
-        return []
+        .order_by()
+    }
+    for group in groups:
+        group.update(states[tuple(group[k] for k in keys)])
     titles: dict[GroupKey, list[str]] = {}
     for group in groups:
         # A few titles per group shown, each from the (batch, kind, from, to) index: bounded by the page, whatever

@@ -11,9 +11,9 @@ from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
+from catalog.imports.products import ProductImportReport, WrittenSoFar, product_import
+from catalog.imports.reading import FORMATS, FileFormatError, guess_format
 from catalog.models import ImportJob, ImportKind, ImportRowError
-from catalog.services.products import ProductImportReport, WrittenSoFar, product_import
-from catalog.services.reading import FORMATS, FileFormatError, guess_format
 from catalog.services.taxonomy import LANGUAGES, TaxonomyReport, taxonomy_import
 from core.broker import broker_check
 from core.errors import ApplicationError

@@ -12,8 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from catalog.models import Category, TaxonomyChange, TaxonomyChangeKind
-from catalog.services.reading import (
+from catalog.imports.reading import (
     CountingReader,
     FileFormatError,
     ProgressCallback,
@@ -24,6 +23,7 @@ from catalog.services.reading import (
     load_json,
     no_progress,
 )
+from catalog.models import Category, TaxonomyChange, TaxonomyChangeKind
 from catalog.signals import categories_retired
 
 PATH_SEPARATOR = " > "

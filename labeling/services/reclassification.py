@@ -47,13 +47,14 @@ from labeling.models import (
     ProposalState,
     ReclassificationAction,
     ReclassificationBatch,
+    ReclassificationGroup,
     ReclassificationJob,
     ReclassificationProposal,
     ReclassificationRejection,
     ReviewItem,
     ReviewReason,
 )
-from labeling.selectors import ProposalFilters, proposal_group_q
+from labeling.selectors import ProposalFilters, group_aggregate, proposal_group_q
 from mlcore.models import ModelVersion, Prediction
 from mlcore.selectors import serving_version
 
@@ -349,6 +350,7 @@ def _build(run: JobRun, job: ReclassificationJob) -> None:
             for t, n, e in ((t, n, test_precision_at(curve, t)) for t, n in zip(grid, counts, strict=True))
         ]
         batch.save(update_fields=["explorer"])
+        _groups_write(batch)
         total = counts[at]
         ReclassificationJob.objects.filter(pk=job.pk).update(batch=batch, done=total, total=total)
     logger.info("reclassification batch %s: %s proposals from v%s at %.3f", batch.pk, total, version.number, threshold)
@@ -360,6 +362,30 @@ def applicable(approved: QuerySet[ReclassificationProposal]) -> QuerySet[Reclass
     if settings.RECLASSIFY_TWO_PERSON:
         return approved.exclude(crosses_vertical=True, confirmed_by__isnull=True)
     return approved
+
+
+def _groups_write(batch: ReclassificationBatch) -> None:
+    """Sum the batch's groups up once (the page sorts these), and refresh the planner's statistics of the
+    proposals table: a build inserts 100k rows at once, sooner than autovacuum analyses them."""
+    ReclassificationGroup.objects.bulk_create(
+        (
+            ReclassificationGroup(
+                batch=batch,
+                kind=row["kind"],
+                from_category_id=row["from_category_id"],
+                to_category_id=row["to_category_id"],
+                n=row["n"],
+                mean_confidence=row["mean_confidence"],
+                low_confidence=row["low_confidence"],
+                estimated_precision=row["estimated_precision"],
+            )
+            for row in group_aggregate(ReclassificationProposal.objects.filter(batch=batch), batch).order_by()
+        ),
+        batch_size=CHUNK,
+    )
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f'ANALYZE "{ReclassificationProposal._meta.db_table}"')
 
 
 def _proposals_of(job: ReclassificationJob) -> QuerySet[ReclassificationProposal]:
@@ -765,6 +791,7 @@ def _build_from_taxonomy(run: JobRun, job: ReclassificationJob) -> None:
                 )
             )
         ReclassificationProposal.objects.bulk_create(proposals, batch_size=CHUNK)
+        _groups_write(batch)
         already = set(
             ReviewItem.objects.filter(
                 product_id__in=homeless, reason=ReviewReason.RETIRED_CATEGORY, resolved_at__isnull=True

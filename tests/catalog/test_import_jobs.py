@@ -60,7 +60,7 @@ def test_a_missing_job_is_logged_not_raised(db, caplog):
 
 
 def test_wrong_file_type_is_refused_at_upload(db, manager):
-    from catalog.services.reading import FileFormatError
+    from catalog.imports.reading import FileFormatError
 
     with pytest.raises(FileFormatError, match="Cannot tell the format"):
         import_job_create(kind="products", upload=SimpleUploadedFile("o.xlsx", b"PK..."), user=manager)

@@ -5,8 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from catalog.imports.products import product_import
 from catalog.management.commands._report import print_report
-from catalog.services.products import product_import
 from core.errors import ApplicationError
 
 

@@ -17,9 +17,9 @@ from django.utils.text import slugify
 
 from accounts.roles import Role
 from accounts.services import roles_ensure, user_role_assign
+from catalog.imports.products import product_import
 from catalog.models import Category, CategorySource, Product
 from catalog.services.labels import product_category_set
-from catalog.services.products import product_import
 from catalog.services.taxonomy import taxonomy_import
 
 RELEASE = "2024-07"

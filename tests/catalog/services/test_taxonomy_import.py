@@ -5,8 +5,8 @@ import json
 import pytest
 
 from catalog import selectors
+from catalog.imports.reading import FileFormatError
 from catalog.models import Category
-from catalog.services.reading import FileFormatError
 from catalog.services.taxonomy import taxonomy_import
 from tests.conftest import DEMO_DATA
 

@@ -129,7 +129,7 @@ def test_concurrent_annotators_never_exceed_overlap_nor_get_an_item_twice(
 def test_a_scoped_queue_hands_out_only_its_items(uncertainty_only, queue_catalog, annotators, small_tree, write_file):
     import uuid
 
-    from catalog.services.products import product_import
+    from catalog.imports.products import product_import
     from labeling.models import LabelingQueue
 
     # A subtree scope: the product's category (or its top suggestion) lies under Electronics.

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from catalog.imports.products import product_import
+from catalog.imports.reading import FileFormatError
 from catalog.models import CategoryChange, CategorySource, Product
 from catalog.services.labels import product_category_set
-from catalog.services.products import product_import
-from catalog.services.reading import FileFormatError
 
 GOOD = (
     "sku,title,description,brand,category,colour\n"
