@@ -235,16 +235,18 @@ class ReclassificationProposal(models.Model):
     confirmed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
-    # The CategoryChange that applied it (what undo reverts).
+    # The CategoryChange that applied it (what undo reverts). Not indexed: nothing looks a proposal up by its change
+    # (audit rows are never deleted), and apply writes it on every row.
     change = models.ForeignKey(
-        "catalog.CategoryChange", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "catalog.CategoryChange", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     note = models.CharField(max_length=200, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["batch", "product"], name="proposal_batch_product")]
         indexes = [
-            models.Index(fields=["batch", "state"], name="proposal_batch_state"),
+            # With id last: apply and undo walk a batch's approved (applied) proposals by id, 2,000 at a time.
+            models.Index(fields=["batch", "state", "id"], name="proposal_batch_state"),
             models.Index(fields=["batch", "kind", "from_category", "to_category"], name="proposal_batch_group"),
             models.Index(fields=["product", "state"], name="proposal_product_state"),
         ]

@@ -283,7 +283,10 @@ def _build(run: JobRun, job: ReclassificationJob) -> None:
         )
         # A newer batch supersedes the open proposals of older ones; approvals of the very same move (product,
         # from, to, unchanged product) carry over, so rebuilding at another threshold loses no decision.
-        older = ReclassificationBatch.objects.exclude(pk=batch.pk).filter(superseded_at__isnull=True)
+        # (A taxonomy batch is not a model's: it waits for its own decisions.)
+        older = ReclassificationBatch.objects.exclude(pk=batch.pk).filter(
+            superseded_at__isnull=True, source=BatchSource.MODEL
+        )
         approved = {
             (p, f, t, v): (by, confirmed)
             for p, f, t, v, by, confirmed in ReclassificationProposal.objects.filter(
@@ -456,6 +459,11 @@ def _in_chunks(
         chunk = pending.filter(pk__in=[row[0] for row in rows])
         last = rows[-1][0]
         with transaction.atomic():
+            if connection.vendor == "postgresql":
+                # Each chunk's commit need not wait for its WAL flush: a crash loses at most the last chunks whole
+                # (their proposals still approved, the job resumes them), and the job's final commit flushes all.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit = off")
             result = step(rows)
             _settle(chunk, result, done_state=done_state, change_batch=job.change_batch)
             run.beat(force=True)
@@ -639,6 +647,8 @@ def reclassification_rebuild_start(*, batch_id: int, threshold: float, user: Use
     """Build the version's proposals again at another threshold (the explorer showed what it gives). The new batch
     supersedes this one; approvals of the same moves carry over."""
     batch = _open_batch(batch_id)
+    if batch.source != BatchSource.MODEL or batch.model_version_id is None:
+        raise ApplicationError("Only a model version's batch has a threshold to move.")
     if not 0.0 < threshold <= 1.0:
         raise ApplicationError("The threshold is a probability: more than 0, at most 1.")
     broker_check()

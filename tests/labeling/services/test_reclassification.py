@@ -578,3 +578,21 @@ def test_import_taxonomy_with_a_mapping_file_proposes_the_new_categories(
         refrigerators.pk,
         ProposalKind.CHANGE,
     )
+
+
+def test_a_model_batch_does_not_supersede_a_taxonomy_batch(small_tree, manager, django_capture_on_commit_callbacks):
+    from catalog.services.taxonomy import category_merge
+
+    _imported(small_tree, "fridge", title="fridge")
+    with django_capture_on_commit_callbacks(execute=False):
+        category_merge(category_id=small_tree["fridge"].pk, into_id=small_tree["kitchen"].pk, actor=manager)
+    taxonomy = _run_taxonomy_jobs()
+    version = _version()
+    product = _imported(small_tree, "phones", title="dishwasher")
+    _predict(version, product, [(small_tree["dish"], 0.95)])
+    _build(version, django_capture_on_commit_callbacks)
+    taxonomy.refresh_from_db()
+    assert taxonomy.superseded_at is None
+    assert taxonomy.proposals.get().state == ProposalState.PROPOSED
+    with pytest.raises(ApplicationError, match="threshold to move"):
+        reclassification_rebuild_start(batch_id=taxonomy.pk, threshold=0.5, user=manager)
