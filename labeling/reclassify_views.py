@@ -20,9 +20,8 @@ from core.http import HtmxHttpRequest, signed_in
 from labeling import selectors
 from labeling.exports import reclassification_csv
 from labeling.models import AuditAudience, ProposalKind, ProposalState, ReclassificationJob
+from labeling.services.proposal_audits import audit_answer, audit_start
 from labeling.services.reclassification import (
-    audit_answer,
-    audit_start,
     proposal_group_clean,
     proposals_decide,
     reclassification_apply_start,

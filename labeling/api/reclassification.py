@@ -29,10 +29,9 @@ from labeling.models import (
     ReclassificationBatch,
     ReclassificationJob,
 )
+from labeling.services.proposal_audits import audit_answer, audit_start
 from labeling.services.reclassification import (
     DECISIONS,
-    audit_answer,
-    audit_start,
     proposal_group_clean,
     proposals_decide,
     reclassification_apply_start,

@@ -38,11 +38,8 @@ from core.tasks import RETRYABLE
 from labeling.estimates import test_precision_at
 from labeling.models import (
     OPEN_PROPOSAL_STATES,
-    AuditAudience,
     BatchSource,
     LabelingQueue,
-    ProposalAudit,
-    ProposalAuditItem,
     ProposalKind,
     ProposalState,
     ReclassificationAction,
@@ -544,7 +541,7 @@ def proposal_group_clean(group: dict[str, Any] | None) -> dict[str, Any]:
     return clean
 
 
-def _open_batch(batch_id: int) -> ReclassificationBatch:
+def open_batch(batch_id: int) -> ReclassificationBatch:
     batch = ReclassificationBatch.objects.filter(pk=batch_id).first()
     if batch is None:
         raise NotFoundError(f"No reclassification batch with id {batch_id}.")
@@ -568,7 +565,7 @@ def proposals_decide(
     changed; proposals already applied or superseded are left alone."""
     if decision not in (*DECISIONS, "confirm"):
         raise ApplicationError(f"Unknown decision '{decision}': use {', '.join(DECISIONS)} or confirm.")
-    batch = _open_batch(batch_id)
+    batch = open_batch(batch_id)
     if ids is None and group is None and filters is None:
         raise ApplicationError("Say which proposals: ids, a group (kind, from, to) or a filter.")
     rows: QuerySet[ReclassificationProposal] = ReclassificationProposal.objects.filter(batch=batch)
@@ -646,7 +643,7 @@ def open_proposal_products() -> QuerySet[Product]:
 def reclassification_rebuild_start(*, batch_id: int, threshold: float, user: User) -> ReclassificationJob:
     """Build the version's proposals again at another threshold (the explorer showed what it gives). The new batch
     supersedes this one; approvals of the same moves carry over."""
-    batch = _open_batch(batch_id)
+    batch = open_batch(batch_id)
     if batch.source != BatchSource.MODEL or batch.model_version_id is None:
         raise ApplicationError("Only a model version's batch has a threshold to move.")
     if not 0.0 < threshold <= 1.0:
@@ -667,59 +664,6 @@ def reclassification_rebuild_start(*, batch_id: int, threshold: float, user: Use
         )
         job_enqueue_on_commit(job, lambda: reclassification_job_enqueue(job.pk))
     return job
-
-
-# --- audits: a group's precision measured before it is applied ------------------------------------------------------
-
-
-def audit_start(
-    *, batch_id: int, group: dict[str, Any], user: User, audience: str = AuditAudience.MANAGER, size: int | None = None
-) -> ProposalAudit:
-    """k random open proposals of one group, to be answered blind: by the manager on the audit page, or by the
-    annotators through a labeling queue of just these products."""
-    batch = _open_batch(batch_id)
-    group = proposal_group_clean(group)
-    if "to" not in group or "kind" not in group:
-        raise ApplicationError("An audit is of one group: give its kind, from and to.")
-    if audience not in AuditAudience.values:
-        raise ApplicationError(f"Unknown audience '{audience}': use {' or '.join(AuditAudience.values)}.")
-    size = size if size is not None else int(settings.RECLASSIFY_AUDIT_SIZE)
-    if not 1 <= size <= 500:
-        raise ApplicationError("An audit shows between 1 and 500 products.")
-    candidates = ReclassificationProposal.objects.filter(batch=batch, state__in=OPEN_PROPOSAL_STATES).filter(
-        proposal_group_q(group)
-    )
-    # A random sample, so that the measured precision speaks for the whole group (ORDER BY random() reads the group
-    # once: groups are thousands of rows, not millions).
-    sample = list(candidates.order_by("?").values_list("pk", flat=True)[:size])
-    if not sample:
-        raise ApplicationError("This group has no open proposal to audit.")
-    with transaction.atomic():
-        audit = ProposalAudit.objects.create(batch=batch, group=group, audience=audience, created_by=user)
-        ProposalAuditItem.objects.bulk_create(ProposalAuditItem(audit=audit, proposal_id=pk) for pk in sample)
-        if audience == AuditAudience.ANNOTATORS:
-            LabelingQueue.objects.create(
-                name=f"Audit {audit.pk}: batch {batch.pk}, {len(sample)} products", audit=audit, created_by=user
-            )
-    return audit
-
-
-def audit_answer(*, item_id: int, user: User, category_id: int | None) -> ProposalAuditItem:
-    """The manager's blind answer for one audited product (None: cannot tell). An item answered already is not
-    answered again (a second tab, a stale form): the first answer stands."""
-    with transaction.atomic():
-        item = ProposalAuditItem.objects.select_for_update().filter(pk=item_id).first()
-        if item is None:
-            raise NotFoundError(f"No audit item with id {item_id}.")
-        if item.answered_at is not None:
-            raise ConflictError("This product was answered already; the audit moved on.")
-        if category_id is not None and not Category.objects.filter(pk=category_id).exists():
-            raise ApplicationError(f"No category with id {category_id}.")
-        item.answer_id = category_id
-        item.answered_by = user
-        item.answered_at = timezone.now()
-        item.save(update_fields=["answer", "answered_by", "answered_at"])
-    return item
 
 
 # --- taxonomy changes: the products of retired categories ---------------------------------------------------------
