@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mlcore.engine.artifacts import check_safe, label_map
+from mlcore.engine.artifacts import check_safe, label_map, load_metrics
 from mlcore.engine.batching import default_batch_tokens, tokenized_batches
 from mlcore.engine.device import pick_device, run_batches
 from mlcore.engine.hierarchy import margin_and_entropy
@@ -44,6 +44,8 @@ class Classifier:
             torch.set_num_threads(threads)
         self.device = pick_device(device)
         self.labels = label_map(path)
+        # The version's calibration (engine/calibration.py): 1.0 for one saved before it was fitted.
+        self.temperature = float(load_metrics(path).get("temperature") or 1.0)
         self.max_length = max_length
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True)
@@ -69,7 +71,7 @@ class Classifier:
         def score(item: tuple[list[int], Any]) -> None:
             chunk, batch = item
             logits = self.model(**{key: value.to(self.device) for key, value in batch.items()}).logits.float()
-            all_probabilities[chunk] = torch.softmax(logits, dim=-1).cpu().numpy()
+            all_probabilities[chunk] = torch.softmax(logits / self.temperature, dim=-1).cpu().numpy()
 
         tokens = batch_tokens or default_batch_tokens(self.device)
         batches = tokenized_batches(self.tokenizer, texts, max_length=self.max_length, tokens=tokens)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from mlcore.engine.artifacts import check_safe, label_map, save_metrics
+from mlcore.engine.calibration import fit_temperature
 from mlcore.engine.device import pick_device
 from mlcore.engine.types import Progress, TrainingConfig, TrainingHistory
 
@@ -36,6 +37,8 @@ class TrainingResult:
     best_validation: dict[str, float]
     warm_started: bool
     device: str
+    # Divides the logits wherever this version scores (fitted on the validation split; 1.0: not scaled).
+    temperature: float = 1.0
 
 
 def _tokenize(tokenizer: Any, texts: list[str], max_length: int) -> dict[str, list[list[int]]]:
@@ -283,6 +286,9 @@ def train(
                 Report().on_log(arguments, state, None, logs=logs)
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         best = trainer.evaluate()
+        # Calibrate on the validation split, with the checkpoint kept: its logits and true labels fix T.
+        validation = trainer.predict(val_set)  # type: ignore[arg-type]
+        temperature = fit_temperature(np.asarray(validation.predictions), np.asarray(validation.label_ids))
         final: Any = trainer.model
         if config.method == "lora":
             # Fold the adapters into the weights: a served version is one plain model, loaded like any other.
@@ -300,6 +306,7 @@ def train(
             "config": config.as_dict(),
             "warm_started": warm,
             "resumed_from": resume.name if resume else None,
+            "temperature": temperature,
         },
     )
     return TrainingResult(
@@ -309,4 +316,5 @@ def train(
         best_validation={k: float(v) for k, v in best.items() if isinstance(v, int | float)},
         warm_started=warm,
         device=device,
+        temperature=temperature,
     )

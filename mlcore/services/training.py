@@ -269,6 +269,7 @@ def _execute(run: JobRun, version: ModelVersion) -> None:
     )
     metrics = model_version_evaluate(artifact=result.output_dir, test=test)
     metrics["validation"] = result.best_validation
+    metrics["temperature"] = result.temperature
     activate, note = _gate(metrics, active, test)
     # One transaction for the run's success, its version and the gate's verdict: a worker lost before it commits
     # leaves the run to be taken over; after it, nothing is left half-done (a ready version nobody activated).
@@ -303,7 +304,8 @@ def model_version_evaluate(*, artifact: str | Path, test: Split) -> dict[str, An
     """The version's test-set metrics (labels are category ids; accuracy per level uses the tree)."""
     import numpy as np
 
-    from mlcore.engine.evaluation import evaluate
+    from mlcore.engine.calibration import uncalibrated
+    from mlcore.engine.evaluation import evaluate, expected_calibration_error
     from mlcore.engine.prediction import Classifier
 
     classifier = Classifier(artifact, device=settings.MLCORE_DEVICE, max_length=settings.MLCORE_MAX_LENGTH)
@@ -322,7 +324,13 @@ def model_version_evaluate(*, artifact: str | Path, test: Split) -> dict[str, An
     if unseen:
         probabilities = np.hstack([probabilities, np.zeros((len(test.ids), len(unseen)), dtype=np.float32)])
     hierarchy, _ = category_hierarchy()
-    metrics = evaluate([index[label] for label in test.labels], probabilities, labels, hierarchy)
+    truth = [index[label] for label in test.labels]
+    metrics = evaluate(truth, probabilities, labels, hierarchy)
+    # What calibration bought, on the same test items: the probabilities before scaling follow from the scaled ones.
+    before = uncalibrated(probabilities, classifier.temperature)
+    metrics["ece_uncalibrated"] = expected_calibration_error(
+        before.max(axis=1), before.argmax(axis=1) == np.asarray(truth)
+    )
     return {"test": metrics, "test_size": len(test.ids)}
 
 

@@ -83,7 +83,9 @@ def test_a_real_worker_trains_activates_and_rescores(ml_settings, labelled_catal
     assert version.is_serving, "suggestions never switched to the new version"
     assert Prediction.objects.filter(model_version=version).count() == Product.objects.count()
     metrics = _client(admin).get(f"/api/v1/model-versions/{version.pk}/metrics/").json()
-    assert "confusion_matrix" in metrics["test"]
+    assert "confused_pairs" in metrics["test"]
+    assert "ece_uncalibrated" in metrics["test"]
+    assert metrics["temperature"] > 0
     job = _client(admin).get("/api/v1/rescore-jobs/").json()["results"][0]
     assert (job["status"], job["percent"], job["source"]) == ("succeeded", 100, "v1")
     product = Product.objects.get(sku="U000")

@@ -88,7 +88,8 @@ def test_evaluate_reports_every_metric():
         "macro_precision",
         "weighted_recall",
         "per_class",
-        "confusion_matrix",
+        "confused_pairs",
+        "accuracy_interval",
         "ece",
         "coverage_at_95",
         "coverage_at_99",
@@ -96,7 +97,7 @@ def test_evaluate_reports_every_metric():
         "reliability",
         "accuracy_per_level",
     }
-    assert metrics["confusion_matrix"][3] == [1, 0, 0, 1]
+    assert metrics["confused_pairs"] == [[CLASSES[3], CLASSES[0], 1]]
     # The one miss (phones predicted as dish) is wrong at the top level too.
     assert metrics["accuracy_per_level"]["1"] == pytest.approx(5 / 6)
 
@@ -134,3 +135,46 @@ def test_the_precision_coverage_curve_and_reliability_are_counts():
     assert sum(b["n"] for b in bins) == 5
     assert bins[-1]["n"] == 1  # (0.9, 1.0]: only 0.95
     assert bins[8]["hits"] == 1  # (0.8, 0.9]: the two at 0.9, one right
+
+
+def test_macro_averages_count_only_the_classes_evaluated_and_accuracy_has_its_interval():
+    # Every test item right, one class of four never seen in the test set nor predicted: macro-F1 is 1.0, not 0.75.
+    truth = [0, 0, 1, 2]
+    probabilities = np.eye(4, dtype=np.float32)[truth]
+    metrics = evaluate(truth, probabilities, CLASSES)
+    assert metrics["macro_f1"] == pytest.approx(1.0)
+    assert metrics["classes_evaluated"] == 3
+    assert set(metrics["per_class"]) == {CLASSES[0], CLASSES[1], CLASSES[2]}
+    low, high = metrics["accuracy_interval"]
+    assert high == pytest.approx(1.0)
+    assert low == pytest.approx(0.5101, abs=1e-3)  # 4 of 4 right proves little
+
+
+def test_temperature_scaling_lowers_the_calibration_error_of_an_overconfident_model():
+    from mlcore.engine.calibration import fit_temperature, uncalibrated
+    from mlcore.engine.evaluation import expected_calibration_error
+
+    rng = np.random.default_rng(0)
+    n, classes = 4000, 5
+    # Labels drawn from softmax(z): z is calibrated. The model reports 4 z: the same ranking, far too sure.
+    z = rng.normal(0, 1.5, (n, classes))
+    calibrated = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    truth = np.array([rng.choice(classes, p=p) for p in calibrated])
+    logits = 4.0 * z
+
+    def probabilities(t: float) -> np.ndarray:
+        z = logits / t
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    half = n // 2
+    t = fit_temperature(logits[:half], truth[:half])
+    assert t == pytest.approx(4.0, rel=0.2)  # it finds the factor the model was overconfident by
+    before, after = probabilities(1.0)[half:], probabilities(t)[half:]
+    right = before.argmax(axis=1) == truth[half:]
+    ece_before = expected_calibration_error(before.max(axis=1), right)
+    ece_after = expected_calibration_error(after.max(axis=1), right)
+    assert ece_after < ece_before / 4
+    assert ece_after < 0.03
+    assert (after.argmax(axis=1) == before.argmax(axis=1)).all()  # no ranking changes
+    assert np.allclose(uncalibrated(after, t), before, atol=1e-6)

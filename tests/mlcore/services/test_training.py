@@ -60,7 +60,7 @@ def test_first_version_is_registered_evaluated_and_activated(
         "macro_f1",
         "weighted_f1",
         "per_class",
-        "confusion_matrix",
+        "confused_pairs",
         "accuracy_per_level",
         "ece",
         "coverage_at_95",
