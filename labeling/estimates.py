@@ -7,26 +7,21 @@ how little 20 answers (or a 23-item test set) prove.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-Z95 = 1.959964
+from mlcore.engine.evaluation import wilson_interval
+
 # How many test items' worth of weight the model's own confidence gets in a reliability bin: a bin with no test
 # item falls back on the confidence, one with many on what the test set measured.
 PRIOR_STRENGTH = 2.0
 
 
-def wilson(hits: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """The Wilson score interval of a proportion (sound at 0 or n hits and for small n, unlike p ± z·se)."""
-    if n <= 0:
-        return (0.0, 1.0)
-    p = hits / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
+def wilson(hits: int, n: int) -> tuple[float, float]:
+    """The 95 % Wilson score interval of a proportion (sound at 0 or n hits and for small n, unlike p ± z·se): the
+    one the model's own metrics use."""
+    return wilson_interval(hits, n)
 
 
 @dataclass(frozen=True)
