@@ -9,3 +9,8 @@ from django.dispatch import Signal
 # and `actor`: listeners record their follow-up in the same transaction (labeling queues proposals to move the
 # products filed under them).
 categories_retired = Signal()
+
+# Sent inside the transaction that creates products or changes their text (title, brand, description, attributes:
+# what a model reads), with `product_ids`: mlcore queues them for scoring, so that a new or edited product has
+# suggestions within a minute instead of at the next full re-score.
+products_changed = Signal()

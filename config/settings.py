@@ -200,6 +200,7 @@ CELERY_TASK_ROUTES = {
     "mlcore.tasks.training_run_task": {"queue": "training"},
     "mlcore.tasks.label_audit_task": {"queue": "training"},
     "mlcore.tasks.rescore_chunk_task": {"queue": "scoring"},
+    "mlcore.tasks.scoring_backlog_task": {"queue": "scoring"},
 }
 CELERY_TASK_ACKS_LATE = False  # per task: only the idempotent ones (core.tasks.durable_task) are acked late
 # One message at a time per process: a long ML task must not hold a second one hostage.
@@ -208,6 +209,8 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "reap-jobs": {"task": "core.tasks.jobs_reap_task", "schedule": float(JOBS_REAP_EVERY_SECONDS)},
+    # Products created or edited since the last full re-score, should their debounced drain have been lost.
+    "drain-scoring-backlog": {"task": "mlcore.tasks.scoring_backlog_task", "schedule": 60.0},
 }
 
 # --- REST API -----------------------------------------------------------------------------------------------------
@@ -309,6 +312,11 @@ LABELING_DOUBLE_SHARE = env.float("LABELING_DOUBLE_SHARE", default=0.1)
 LABELING_LEASE_SECONDS = env.int("LABELING_LEASE_SECONDS", default=600)
 # How the queue mixes its strategies (weights, normalised).
 LABELING_STRATEGY_WEIGHTS = {"uncertainty": 0.6, "disagreement": 0.2, "random": 0.2}
+# A product created or edited is scored this many seconds later, with the others changed meanwhile; a drain scores
+# MLCORE_SCORE_BATCH products per transaction for at most MLCORE_SCORE_BUDGET_SECONDS, then leaves the rest to the next.
+MLCORE_SCORE_DEBOUNCE_SECONDS = env.int("MLCORE_SCORE_DEBOUNCE_SECONDS", default=5)
+MLCORE_SCORE_BATCH = env.int("MLCORE_SCORE_BATCH", default=500)
+MLCORE_SCORE_BUDGET_SECONDS = env.float("MLCORE_SCORE_BUDGET_SECONDS", default=50.0)
 # Reclassification proposals need this rolled-up probability (0: each version's confidence for 99 % precision on
 # the frozen test set).
 RECLASSIFY_THRESHOLD = env.float("RECLASSIFY_THRESHOLD", default=0.0)

@@ -225,3 +225,16 @@ class LabelIssue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product_id}: {self.given_category_id} -> {self.suggested_category_id}?"
+
+
+class ScoringBacklog(models.Model):
+    """A product to (re)score with the serving version, or zero-shot before there is one: created, edited or
+    imported since the last full re-score, or missed by it. Drained a few hundred at a time by the `scoring` queue
+    (debounced after each change, and every minute by beat, so a lost message delays nothing for long)."""
+
+    product = models.OneToOneField("catalog.Product", on_delete=models.CASCADE, primary_key=True, related_name="+")
+    # Bumped when the product changes again: a drain deletes only the rows it scored, as they were when it read them.
+    queued_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"score product {self.product_id}"

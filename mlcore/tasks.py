@@ -31,3 +31,11 @@ def label_audit_task(self: object, audit_id: int) -> None:
     from mlcore.services.label_audit import label_audit_execute
 
     label_audit_execute(audit_id=audit_id)
+
+
+@durable_task(soft_time_limit=_LIMITS["scoring"], time_limit=_LIMITS["scoring"] + _GRACE)
+def scoring_backlog_task(self: object) -> None:
+    """Products created or edited since the last full re-score (idempotent: the backlog rows are the state)."""
+    from mlcore.services.scoring import scoring_backlog_drain
+
+    scoring_backlog_drain()

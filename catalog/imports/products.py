@@ -21,6 +21,7 @@ from catalog.imports.reading import (
 )
 from catalog.imports.rows import ProductRow, iter_rows
 from catalog.models import CategoryChange, CategorySource, Product
+from catalog.signals import products_changed
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ def _write_chunk(
     }
     new: list[Product] = []
     changed: list[Product] = []
+    reread: list[int] = []
     changes: list[CategoryChange] = []
     new_categories: dict[str, int] = {}
     for row in rows:
@@ -209,6 +211,8 @@ def _write_chunk(
         if merged != product.attributes:
             product.attributes = merged
             dirty = True
+        if dirty:
+            reread.append(product.pk)  # what a model reads changed: its suggestions are stale
         if category_id and category_id != product.category_id:
             if product.is_verified:
                 report.kept_verified += 1
@@ -276,3 +280,5 @@ def _write_chunk(
         )
     if changes:
         CategoryChange.objects.bulk_create(changes)
+    # In the chunk's transaction: the products are queued for suggestions with the rows that created them.
+    products_changed.send(sender=Product, product_ids=[p.pk for p in new if p.pk is not None] + reread)

@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from catalog.models import CategorySource, Product
+from catalog.signals import products_changed
 from core.errors import ApplicationError, ConflictError, NotFoundError
 
 EDITABLE_FIELDS = ("title", "description", "brand", "attributes")
@@ -33,6 +34,7 @@ def product_create(
         product = Product.objects.create(
             sku=sku, title=title.strip(), description=description, brand=brand, attributes=attributes or {}
         )
+        products_changed.send(sender=Product, product_ids=[product.pk])
         if category_id is not None:
             from catalog.services.labels import product_category_set
 
@@ -70,4 +72,5 @@ def product_update(*, product_id: int, expected_version: int, changes: dict[str,
             raise ApplicationError("The title cannot be empty.")
         product.version += 1
         product.save(update_fields=[*dirty, "version", "updated_at"])
+        products_changed.send(sender=Product, product_ids=[product.pk])
     return product

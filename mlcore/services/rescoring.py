@@ -186,6 +186,11 @@ def _finish_if_complete(job_id: int) -> None:
             # In the switch's transaction: what listeners record (the reclassification build job) commits with the
             # switch or not at all, so a worker lost right after the commit loses nothing.
             predictions_switched.send(sender=ModelVersion, version_id=job.model_version_id)
+        from mlcore.services.scoring import scoring_backlog_top_up
+
+        if job.model_version_id is not None or not ModelVersion.objects.filter(is_serving=True).exists():
+            # Products created while the job ran were past its id ranges: they are scored on their own now.
+            scoring_backlog_top_up(version_id=job.model_version_id, covered_until=job.created_at)
 
 
 def predictions_write(*, rows: list[dict[str, Any]], version_id: int | None) -> None:

@@ -22,8 +22,18 @@ class Command(BaseCommand):
         if options["if_missing"]:
             from catalog.models import Product
             from mlcore.models import Prediction
+            from mlcore.services.scoring import scoring_backlog_add
 
-            if Prediction.objects.filter(model_version=None).count() >= Product.objects.count():
+            scored = Prediction.objects.filter(model_version=None).count()
+            if scored >= Product.objects.count():
                 self.stdout.write("Every product has zero-shot suggestions already.")
+                return
+            if scored:
+                # A few products added since (through the API, an import): score those, not the whole catalog again.
+                missing = Product.objects.exclude(
+                    pk__in=Prediction.objects.filter(model_version=None).values("product_id")
+                ).values_list("pk", flat=True)
+                queued = scoring_backlog_add(product_ids=list(missing))
+                self.stdout.write(f"{queued} product(s) without suggestions queued for scoring.")
                 return
         run_in_background(self, version_id=None, background=options["background"], label="zero-shot")

@@ -1,0 +1,133 @@
+"""Every product has suggestions: created, edited or imported products are scored on their own, by the serving
+version or zero-shot, without a full re-score; a version's switch tops up what its re-score missed."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from rest_framework.test import APIClient
+
+from catalog.models import Product
+from catalog.services.products import product_create, product_update
+from mlcore.models import ModelVersion, Prediction, ScoringBacklog
+from mlcore.selectors import product_suggestions
+from mlcore.services.rescoring import rescore_job_run_here, rescore_job_start
+from mlcore.services.scoring import scoring_backlog_drain
+from mlcore.services.training import training_run_execute, training_run_start
+
+
+def test_a_new_product_is_queued_and_scored_zero_shot_then_rescored_when_edited(
+    ml_settings, labelled_catalog, django_capture_on_commit_callbacks
+):
+    rescore_job_run_here(job_id=rescore_job_start(version_id=None, enqueue=False).pk)
+    with django_capture_on_commit_callbacks(execute=False):
+        product = product_create(sku="NEW-1", title="dishwasher silent", brand="Bosch")
+    assert ScoringBacklog.objects.filter(product=product).exists()
+    assert not product_suggestions(product=product)
+
+    assert scoring_backlog_drain() == 1
+    assert not ScoringBacklog.objects.exists()
+    suggestions = product_suggestions(product=product)
+    assert suggestions
+    assert {s["source"] for s in suggestions} == {"zero-shot"}
+    first = Prediction.objects.get(product=product, model_version=None)
+
+    with django_capture_on_commit_callbacks(execute=False):
+        product_update(product_id=product.pk, expected_version=product.version, changes={"title": "smartphone 5g"})
+    assert scoring_backlog_drain() == 1
+    again = Prediction.objects.get(product=product, model_version=None)  # replaced, never two
+    assert again.pk != first.pk
+
+
+def test_a_change_while_a_drain_scores_is_not_lost(
+    ml_settings, labelled_catalog, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The drain deletes a backlog row only as it read it: a product edited while it was being scored stays queued
+    and is scored again with its new text."""
+    from mlcore.services import scoring
+
+    product = Product.objects.get(sku="U000")
+    ScoringBacklog.objects.all().delete()
+    with django_capture_on_commit_callbacks(execute=False):
+        product_update(product_id=product.pk, expected_version=product.version, changes={"brand": "Acme"})
+    original = scoring.score_products
+    edits = []
+
+    def score_while_someone_edits(**kwargs):
+        if not edits:
+            fresh = Product.objects.get(pk=product.pk)
+            product_update(product_id=product.pk, expected_version=fresh.version, changes={"brand": "Acme 2"})
+            edits.append(1)
+        return original(**kwargs)
+
+    monkeypatch.setattr(scoring, "score_products", score_while_someone_edits)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert scoring.scoring_backlog_drain(budget_seconds=0.01) == 1
+    assert ScoringBacklog.objects.filter(product=product).exists()  # queued again by the edit: not deleted
+    assert scoring.scoring_backlog_drain() == 1
+    assert not ScoringBacklog.objects.exists()
+
+
+def test_the_switch_tops_up_products_created_while_the_rescore_ran(
+    ml_settings, labelled_catalog, manager, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        run = training_run_start(user=manager, epochs=3, learning_rate=5e-3, batch_size=8, max_length=16)
+        training_run_execute(run_id=run.pk)
+    version = ModelVersion.objects.get(pk=run.model_version_id)
+    job = version.rescore_jobs.get()
+    ScoringBacklog.objects.all().delete()
+    with django_capture_on_commit_callbacks(execute=False):
+        late = product_create(sku="LATE-1", title="dishwasher late", brand="")
+    # Queued after the job started: the drain scores it now, with the version that serves (none yet: zero-shot).
+    assert scoring_backlog_drain() == 1
+    assert Prediction.objects.filter(product=late, model_version=None).exists()
+    # The job's id ranges were cut before it existed: the switch queues it for the new version.
+    with django_capture_on_commit_callbacks(execute=False):
+        rescore_job_run_here(job_id=job.pk)
+    version.refresh_from_db()
+    assert version.is_serving
+    assert ScoringBacklog.objects.filter(product=late).exists()
+    assert scoring_backlog_drain() == 1
+    assert {s["source"] for s in product_suggestions(product=late)} == {"v1"}
+    assert Prediction.objects.filter(model_version=version).count() == Product.objects.count()
+
+
+def test_an_import_queues_what_it_created_or_whose_text_changed(
+    labelled_catalog, write_file, django_capture_on_commit_callbacks
+):
+    from catalog.imports.products import product_import
+
+    ScoringBacklog.objects.all().delete()
+    unchanged = Product.objects.get(sku="U001")
+    path = write_file("p.csv", f"sku,title\nU000,U000 renamed\nNEW-9,a new thing\nU001,{unchanged.title}\n")
+    with django_capture_on_commit_callbacks(execute=False):
+        report = product_import(path=path)
+    assert (report.created, report.updated, report.unchanged) == (1, 1, 1)
+    queued = set(ScoringBacklog.objects.values_list("product__sku", flat=True))
+    assert queued == {"U000", "NEW-9"}  # not U001: nothing a model reads changed
+
+
+@pytest.mark.slow
+def test_a_product_created_through_the_api_has_suggestions_within_seconds_on_a_real_worker(
+    ml_settings, labelled_catalog, admin_user, celery_worker, settings
+):
+    settings.MLCORE_SCORE_DEBOUNCE_SECONDS = 1
+    from django.core.cache import cache
+
+    cache.clear()
+    rescore_job_run_here(job_id=rescore_job_start(version_id=None, enqueue=False).pk)
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    created = api.post("/api/v1/products/", {"sku": "API-1", "title": "dishwasher from the api"}, format="json")
+    assert created.status_code == 201, created.content
+    started = time.monotonic()
+    while time.monotonic() - started < 60:
+        suggestions = api.get(f"/api/v1/products/{created.json()['id']}/suggestions").json()
+        if suggestions:
+            break
+        time.sleep(0.5)
+    assert suggestions, "no suggestion a minute after the product was created"
+    assert suggestions[0]["source"] == "zero-shot"
+    assert time.monotonic() - started < 30
