@@ -312,6 +312,10 @@ LABELING_DOUBLE_SHARE = env.float("LABELING_DOUBLE_SHARE", default=0.1)
 LABELING_LEASE_SECONDS = env.int("LABELING_LEASE_SECONDS", default=600)
 # How the queue mixes its strategies (weights, normalised).
 LABELING_STRATEGY_WEIGHTS = {"uncertainty": 0.6, "disagreement": 0.2, "random": 0.2}
+# The gate holds a new version back when a class with at least this many frozen test items loses more than this
+# much F1 against the active version (besides a worse macro-F1).
+MLCORE_GATE_CLASS_MIN_SUPPORT = env.int("MLCORE_GATE_CLASS_MIN_SUPPORT", default=5)
+MLCORE_GATE_CLASS_MARGIN = env.float("MLCORE_GATE_CLASS_MARGIN", default=0.10)
 # A product created or edited is scored this many seconds later, with the others changed meanwhile; a drain scores
 # MLCORE_SCORE_BATCH products per transaction for at most MLCORE_SCORE_BUDGET_SECONDS, then leaves the rest to the next.
 MLCORE_SCORE_DEBOUNCE_SECONDS = env.int("MLCORE_SCORE_DEBOUNCE_SECONDS", default=5)

@@ -45,8 +45,12 @@ class ModelVersion(models.Model):
     activated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    # Why it was (or was not) activated: the gate's comparison, or the admin's override.
+    # Why it was (or was not) activated: the gate's comparison.
     activation_note = models.TextField(blank=True)
+    # The gate held it back (worse macro-F1, or a class it forgot): activating it needs an admin and a reason.
+    held_back = models.BooleanField(default=False)
+    # The admin's reason for promoting a held-back version, kept apart from the gate's note.
+    override_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-number"]

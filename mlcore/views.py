@@ -112,7 +112,9 @@ def job_cancel(request: HttpRequest, kind: str, job_id: int) -> HttpResponse:
 @require_POST
 def version_activate(request: HttpRequest, version_id: int) -> HttpResponse:
     try:
-        version = model_version_activate(version_id=version_id, user=signed_in(request), force=True)
+        version = model_version_activate(
+            version_id=version_id, user=signed_in(request), force=True, reason=request.POST.get("reason", "")
+        )
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:

@@ -30,6 +30,8 @@ class ModelVersionSerializer(serializers.ModelSerializer[ModelVersion]):
             "activated_at",
             "activated_by",
             "activation_note",
+            "held_back",
+            "override_reason",
         ]
 
     def get_summary(self, version: ModelVersion) -> dict[str, Any]:

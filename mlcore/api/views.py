@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -28,6 +28,10 @@ from mlcore.services.rescoring import rescore_job_cancel, rescore_job_start
 from mlcore.services.training import model_version_activate, training_run_cancel, training_run_start
 
 
+class ActivateSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
 class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet[ModelVersion]):
     serializer_class = ModelVersionSerializer
     permission_classes = [RequiredPermission]
@@ -43,12 +47,18 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet[ModelVersion]):
         version = self.get_object()
         return Response({**version.metrics, "counts": version.data_snapshot.get("counts", {})})
 
-    @extend_schema(request=None, responses=ModelVersionSerializer)
+    @extend_schema(request=ActivateSerializer, responses=ModelVersionSerializer)
     @action(detail=True, methods=["post"])
     def activate(self, request: Request, pk: str | None = None) -> Response:
-        """Make this version active (admins); `?force=true` overrides the gate, and the override is recorded."""
+        """Make this version active (admins): an earlier one is a rollback (its stored predictions serve at once when
+        they cover the catalog). A version the gate held back needs `?force=true` and a `reason`, recorded apart."""
+        incoming = ActivateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
         version = model_version_activate(
-            version_id=self.get_object().pk, user=signed_in(request), force=request.query_params.get("force") == "true"
+            version_id=self.get_object().pk,
+            user=signed_in(request),
+            force=request.query_params.get("force") == "true",
+            reason=incoming.validated_data.get("reason", ""),
         )
         return Response(ModelVersionSerializer(version).data)
 

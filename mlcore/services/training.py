@@ -24,6 +24,7 @@ from core.tasks import RETRYABLE
 from mlcore.models import (
     ModelVersion,
     ModelVersionStatus,
+    Prediction,
     RescoreJob,
     TestSetItem,
     TrainingMethod,
@@ -31,6 +32,7 @@ from mlcore.models import (
 )
 from mlcore.services.common import base_model_path, category_hierarchy
 from mlcore.services.rescoring import scoring_caches_clear
+from mlcore.signals import predictions_switched
 
 logger = logging.getLogger(__name__)
 
@@ -288,6 +290,7 @@ def _execute(run: JobRun, version: ModelVersion) -> None:
         version.status = ModelVersionStatus.READY
         version.warm_started_from = active if result.warm_started else None
         version.activation_note = note
+        version.held_back = not activate
         version.save()
         if activate:
             model_version_activate(version_id=version.pk, user=None, note=note, force=True)
@@ -335,20 +338,54 @@ def model_version_evaluate(*, artifact: str | Path, test: Split) -> dict[str, An
 
 
 def _gate(metrics: dict[str, Any], active: ModelVersion | None, test: Split) -> tuple[bool, str]:
-    """Whether the new version becomes active (not worse than the active one on the same frozen test set), and why."""
-    new_f1 = metrics.get("test", {}).get("macro_f1", 0.0)
+    """Whether the new version becomes active, and why: not worse than the active one on the same frozen test set
+    (macro-F1 within GATE_TOLERANCE), and no class with enough test items forgotten (its F1 down by more than
+    MLCORE_GATE_CLASS_MARGIN): continual learning must not trade a category away for the average."""
+    new = metrics.get("test", {})
+    new_f1 = new.get("macro_f1", 0.0)
     if active is None or not active.artifact_path:
         return True, f"First version: test macro-F1 {new_f1:.4f}."
-    active_f1 = model_version_evaluate(artifact=active.artifact_path, test=test)["test"].get("macro_f1", 0.0)
+    old = model_version_evaluate(artifact=active.artifact_path, test=test)["test"]
+    active_f1 = old.get("macro_f1", 0.0)
     comparison = f"test macro-F1 {new_f1:.4f} vs active v{active.number} {active_f1:.4f} on the same {len(test.ids)}"
-    if new_f1 + GATE_TOLERANCE >= active_f1:
-        return True, f"Activated: {comparison} items."
-    return False, f"Not activated: {comparison} items. An admin may activate it anyway."
+    forgotten = class_regressions(new.get("per_class", {}), old.get("per_class", {}))
+    if new_f1 + GATE_TOLERANCE < active_f1:
+        return False, f"Not activated: {comparison} items. An admin may activate it anyway, giving a reason."
+    if forgotten:
+        shown = "; ".join(
+            f"{label}: F1 {before:.2f} -> {after:.2f} (n={n})" for label, before, after, n in forgotten[:5]
+        )
+        return False, (
+            f"Not activated: {comparison} items, but {len(forgotten)} class(es) regressed: {shown}. "
+            "An admin may activate it anyway, giving a reason."
+        )
+    return True, f"Activated: {comparison} items."
 
 
-def model_version_activate(*, version_id: int, user: User | None, note: str = "", force: bool = False) -> ModelVersion:
-    """Make a ready version the active one and start re-scoring the catalog with it. Without `force`, a version the
-    gate held back is refused; an admin's override is recorded with their name."""
+def class_regressions(
+    new: dict[str, dict[str, float]], old: dict[str, dict[str, float]]
+) -> list[tuple[str, float, float, int]]:
+    """Classes with at least MLCORE_GATE_CLASS_MIN_SUPPORT test items whose F1 fell by more than
+    MLCORE_GATE_CLASS_MARGIN: (label, F1 before, F1 after, support), worst first."""
+    out = []
+    for label, before in old.items():
+        support = int(before.get("support", 0))
+        after = new.get(label, {}).get("f1-score", 0.0)
+        if (
+            support >= settings.MLCORE_GATE_CLASS_MIN_SUPPORT
+            and before["f1-score"] - after > settings.MLCORE_GATE_CLASS_MARGIN
+        ):
+            out.append((label, float(before["f1-score"]), float(after), support))
+    return sorted(out, key=lambda row: row[2] - row[1])
+
+
+def model_version_activate(
+    *, version_id: int, user: User | None, note: str = "", force: bool = False, reason: str = ""
+) -> ModelVersion:
+    """Make a ready (or earlier) version the active one. A version the gate held back needs `force` and a reason,
+    recorded with the admin's name apart from the gate's note. Rolling back to a version whose stored predictions
+    still cover the catalog serves them at once and scores only the products added or edited since; otherwise the
+    catalog is re-scored with it."""
     from mlcore.services.rescoring import rescore_job_start
 
     if user is not None:
@@ -361,8 +398,12 @@ def model_version_activate(*, version_id: int, user: User | None, note: str = ""
             return version
         if version.status not in (ModelVersionStatus.READY, ModelVersionStatus.ARCHIVED):
             raise ConflictError(f"v{version.number} is {version.status}: only a ready version can be activated.")
-        if not force and version.activation_note.startswith("Not activated"):
-            raise ConflictError(f"{version.activation_note} Pass force to override.")
+        if version.held_back and not force:
+            raise ConflictError(f"{version.activation_note} Pass force, with a reason, to override.")
+        if version.held_back and user is not None and not reason.strip():
+            raise ApplicationError(
+                f"v{version.number} was held back by the gate: say why you promote it anyway (the reason is kept)."
+            )
         ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).update(status=ModelVersionStatus.ARCHIVED)
         # Re-scoring with an older version is moot now: its remaining chunks return at once.
         RescoreJob.objects.filter(model_version__isnull=False, status__in=UNFINISHED).exclude(
@@ -371,10 +412,35 @@ def model_version_activate(*, version_id: int, user: User | None, note: str = ""
         version.status = ModelVersionStatus.ACTIVE
         version.activated_at = timezone.now()
         version.activated_by = user
-        if user is not None:
-            note = note or f"Activated by {user.get_username()} (override of the gate)." if force else note
-            logger.warning("model version v%s activated by %s: %s", version.number, user, note)
+        if user is not None and version.held_back:
+            version.override_reason = f"{user.get_username()}: {reason.strip()}"[:2000]
+            logger.warning("model version v%s promoted over the gate by %s: %s", version.number, user, reason)
         version.activation_note = note or version.activation_note
         version.save()
+        if _serve_stored(version):
+            return version
         rescore_job_start(version_id=version.pk)
     return version
+
+
+def _serve_stored(version: ModelVersion) -> bool:
+    """A rollback: when the version's stored predictions cover every product but a few (at most 10 %), they serve
+    again at once, and the products added or edited since they were written are scored on their own."""
+    from mlcore.services.scoring import scoring_backlog_add
+
+    stored = Prediction.objects.filter(model_version=version)
+    total = Product.objects.count()
+    have = stored.count()
+    if not total or have < 0.9 * total:
+        return False
+    written = stored.aggregate(latest=Max("created_at"))["latest"]
+    stale = set(Product.objects.filter(updated_at__gt=written).values_list("pk", flat=True)) if written else set()
+    missing = set(Product.objects.exclude(pk__in=stored.values("product_id")).values_list("pk", flat=True))
+    ModelVersion.objects.filter(is_serving=True).exclude(pk=version.pk).update(is_serving=False)
+    ModelVersion.objects.filter(pk=version.pk).update(is_serving=True)
+    queued = scoring_backlog_add(product_ids=stale | missing)
+    logger.info(
+        "v%s serves its stored predictions again; %s product(s) added or edited since queued", version.number, queued
+    )
+    predictions_switched.send(sender=ModelVersion, version_id=version.pk)
+    return True

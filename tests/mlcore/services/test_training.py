@@ -109,13 +109,19 @@ def test_a_worse_version_waits_for_an_admin(
             training.model_version_evaluate = original
     assert second.status == ModelVersionStatus.READY
     assert second.activation_note.startswith("Not activated")
+    assert second.held_back
     with pytest.raises(ConflictError, match="Pass force"):
         model_version_activate(version_id=second.pk, user=admin_user)
+    with pytest.raises(ApplicationError, match="say why"):
+        model_version_activate(version_id=second.pk, user=admin_user, force=True)
     with django_capture_on_commit_callbacks(execute=False):
-        forced = model_version_activate(version_id=second.pk, user=admin_user, force=True)
+        forced = model_version_activate(
+            version_id=second.pk, user=admin_user, force=True, reason="the old one misfiles phones"
+        )
     assert forced.status == ModelVersionStatus.ACTIVE
     assert forced.activated_by == admin_user
-    assert "override" in forced.activation_note
+    assert forced.override_reason == f"{admin_user.get_username()}: the old one misfiles phones"
+    assert forced.activation_note.startswith("Not activated")  # the gate's note stays as it was
     first.refresh_from_db()
     assert first.status == ModelVersionStatus.ARCHIVED
 
@@ -170,3 +176,46 @@ def test_a_run_whose_worker_died_resumes_from_its_checkpoint(
     version = ModelVersion.objects.get(pk=run.model_version_id)
     assert load_metrics(version.artifact_path)["resumed_from"].startswith("checkpoint-")
     assert not (Path(ml_settings.MLCORE_ARTIFACT_DIR) / "checkpoints" / f"v{version.number}").exists()
+
+
+def test_a_class_that_regresses_holds_the_version_back():
+    from mlcore.services.training import class_regressions
+
+    old = {"dish": {"f1-score": 0.95, "support": 12}, "phones": {"f1-score": 0.9, "support": 3}}
+    new = {"dish": {"f1-score": 0.70, "support": 12}, "phones": {"f1-score": 0.1, "support": 3}}
+    # dish forgot 0.25 with 12 test items; phones fell further but 3 items say little (below the minimum support).
+    assert class_regressions(new, old) == [("dish", 0.95, 0.70, 12)]
+    assert class_regressions(old, old) == []
+
+
+def test_rolling_back_serves_the_stored_predictions_at_once_and_scores_what_changed_since(
+    ml_settings, labelled_catalog, manager, admin_user, django_capture_on_commit_callbacks
+):
+    from catalog.services.products import product_create, product_update
+    from mlcore.models import Prediction, RescoreJob, ScoringBacklog
+    from mlcore.services.rescoring import rescore_job_run_here
+
+    with django_capture_on_commit_callbacks(execute=False):
+        first = _train(manager, epochs=3)
+    rescore_job_run_here(job_id=first.rescore_jobs.get().pk)
+    with django_capture_on_commit_callbacks(execute=False):
+        second = model_version_activate(version_id=_train(manager, epochs=1).pk, user=None, force=True)
+    rescore_job_run_here(job_id=second.rescore_jobs.get().pk)
+    second.refresh_from_db()
+    assert second.is_serving
+    ScoringBacklog.objects.all().delete()
+    edited = Product.objects.get(sku="U000")
+    with django_capture_on_commit_callbacks(execute=False):
+        product_update(product_id=edited.pk, expected_version=edited.version, changes={"brand": "Acme"})
+        added = product_create(sku="NEW-R", title="dishwasher", brand="")
+    ScoringBacklog.objects.all().delete()  # as if the serving version had scored them already
+
+    jobs_before = RescoreJob.objects.count()
+    with django_capture_on_commit_callbacks(execute=False):
+        back = model_version_activate(version_id=first.pk, user=admin_user)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (back.status, first.is_serving, second.is_serving) == (ModelVersionStatus.ACTIVE, True, False)
+    assert RescoreJob.objects.count() == jobs_before  # no full re-score: its predictions were still there
+    assert set(ScoringBacklog.objects.values_list("product_id", flat=True)) == {edited.pk, added.pk}
+    assert Prediction.objects.filter(model_version=first).count() == Product.objects.count() - 1
