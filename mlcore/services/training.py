@@ -245,8 +245,21 @@ def _execute(run: JobRun, version: ModelVersion) -> None:
     }
     version.save(update_fields=["data_snapshot"])
 
+    # The curves as they grow (the page draws them while the run trains): a resumed run starts from what the killed
+    # one had written, and the engine replays its logged history into on_progress.
+    losses: list[dict[str, float]] = []
+    evaluations: list[dict[str, float]] = []
+
     def on_progress(progress: Progress) -> None:
-        run.beat(step=progress.step, total_steps=progress.total_steps, epoch=progress.epoch)
+        curves: dict[str, Any] = {}
+        point = {"step": progress.step, "epoch": round(progress.epoch, 3)}
+        if progress.loss is not None and not any(p["step"] == progress.step for p in losses):
+            losses.append({**point, "loss": progress.loss})
+            curves["losses"] = losses
+        if progress.eval_macro_f1 is not None and not any(p["step"] == progress.step for p in evaluations):
+            evaluations.append({**point, "macro_f1": progress.eval_macro_f1})
+            curves["evaluations"] = evaluations
+        run.beat(step=progress.step, total_steps=progress.total_steps, epoch=progress.epoch, **curves)
 
     def should_stop() -> bool:
         # Every step: says the run is alive (throttled), raises JobLost if another worker has taken it over.

@@ -219,3 +219,37 @@ def test_rolling_back_serves_the_stored_predictions_at_once_and_scores_what_chan
     assert RescoreJob.objects.count() == jobs_before  # no full re-score: its predictions were still there
     assert set(ScoringBacklog.objects.values_list("product_id", flat=True)) == {edited.pk, added.pk}
     assert Prediction.objects.filter(model_version=first).count() == Product.objects.count() - 1
+
+
+def test_the_curves_grow_while_the_run_trains(
+    ml_settings, labelled_catalog, manager, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The page draws the run's loss and validation macro-F1 from its row: they are written as they come, not at
+    the end."""
+    from mlcore.engine import training as engine
+
+    original = engine.train
+    seen: list[tuple[int, int]] = []
+
+    def spy(config, **kwargs):
+        report = kwargs["on_progress"]
+
+        def on_progress(progress):
+            report(progress)
+            row = TrainingRun.objects.get(pk=run.pk)
+            seen.append((len(row.losses), len(row.evaluations)))
+
+        kwargs["on_progress"] = on_progress
+        return original(config, **kwargs)
+
+    monkeypatch.setattr(engine, "train", spy)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = training_run_start(user=manager, epochs=4, learning_rate=5e-3, batch_size=8, max_length=16)
+        training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED
+    mid_run = [losses for losses, _ in seen[:-1]]
+    assert mid_run
+    assert max(mid_run) >= 1  # points were there before the run ended
+    assert [n for n in mid_run if n] == sorted(n for n in mid_run if n)  # and only grew
+    assert any(evaluations for _, evaluations in seen[:-1])
