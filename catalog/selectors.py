@@ -119,3 +119,16 @@ def import_job_get(*, job_id: int) -> ImportJob:
     if job is None:
         raise NotFoundError(f"No import job with id {job_id}.")
     return job
+
+
+def catalog_coverage() -> dict[str, int]:
+    """Products verified by a person, categorised otherwise, and without a category: one aggregate."""
+    from django.db.models import Count, Q
+
+    counts = Product.objects.aggregate(
+        total=Count("id"),
+        verified=Count("id", filter=Q(is_verified=True)),
+        uncategorised=Count("id", filter=Q(category__isnull=True)),
+    )
+    counts["categorised"] = counts["total"] - counts["verified"] - counts["uncategorised"]
+    return counts

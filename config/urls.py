@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("core.urls")),
     path("", include("accounts.urls")),
     path("catalog/", include("catalog.urls")),
+    path("dashboard/", include("mlcore.dashboard_urls")),
     path("models/", include("mlcore.urls")),
     path("label/", include("labeling.urls")),
     path("review/", include("labeling.review_urls")),

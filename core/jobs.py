@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections, models, transaction
 from django.utils import timezone
 
+from core.broker import queue_length
 from core.errors import ConflictError, NotFoundError
 from core.models import FINISHED, UNFINISHED, Job, JobStatus, Lease
 from core.tasks import current_delivery
@@ -378,18 +379,8 @@ def job_enqueue_on_commit(job: Job, send: Callable[[], Any]) -> None:
 
 def _queue_is_empty(queue: str) -> bool | None:
     """Whether the broker holds no message waiting in `queue` (None: could not ask)."""
-    from celery import current_app
-
-    try:
-        with current_app.connection_for_read() as connection:
-            declared = connection.default_channel.queue_declare(queue=queue, passive=True)
-            return int(declared.message_count) == 0
-    except Exception as exc:
-        # A queue no task was ever sent to does not exist yet on some brokers: nothing waits in it.
-        if "NOT_FOUND" in str(exc) or "no queue" in str(exc).lower():
-            return True
-        logger.warning("could not count the messages in %s: %s", queue, exc)
-        return None
+    length = queue_length(queue)
+    return None if length is None else length == 0
 
 
 @dataclass

@@ -26,6 +26,7 @@ from labeling.models import (
     ReclassificationProposal,
     ReviewItem,
 )
+from mlcore.models import Prediction
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,59 @@ def agreement_report() -> dict[str, Any]:
         "by_vertical": kappa_by_group(multi, groups),
         "with_adjudication": {u: (sum(v) / len(v), len(v)) for u, v in sorted(versus.items())},
         "items_with_several_answers": len(multi),
+    }
+
+
+# --- the admin's dashboard: labels ----------------------------------------------------------------------------------
+
+
+def labels_overview(*, days: int = 14, top: int = 12) -> dict[str, Any]:
+    """What the dashboard's labels panel shows, in a handful of aggregates: verified labels per category (the
+    largest), answers per day, agreement on items answered twice, and what the queue can hand out."""
+    from mlcore.selectors import serving_version
+
+    per_category = list(
+        Product.objects.filter(is_verified=True)
+        .values("category_id", "category__full_path_en")
+        .annotate(n=Count("id"))
+        .order_by("-n")[:top]
+    )
+    since = timezone.now() - timedelta(days=days - 1)
+    by_day = dict(
+        Annotation.objects.filter(kind=AnnotationKind.LABEL, undone_at__isnull=True, created_at__gte=since)
+        .annotate(day=TruncDate("created_at"))
+        .values_list("day")
+        .annotate(n=Count("id"))
+        .values_list("day", "n")
+    )
+    today = timezone.localdate()
+    per_day = [(day, by_day.get(day, 0)) for day in (today - timedelta(days=i) for i in range(days - 1, -1, -1))]
+    twice = (
+        Annotation.objects.filter(kind=AnnotationKind.LABEL, undone_at__isnull=True)
+        .values("product_id")
+        .annotate(n=Count("id"), answers=Count("category_id", distinct=True))
+        .filter(n__gte=2)
+    )
+    several = twice.count()
+    agreeing = twice.filter(answers=1).count()
+    version = serving_version()
+    unverified = Product.objects.filter(is_verified=False)
+    return {
+        "per_category": per_category,
+        "per_category_max": max((row["n"] for row in per_category), default=0),
+        "per_day": [
+            {"day": day, "n": n, "height": round(50 * n / max(1, max(m for _, m in per_day)))} for day, n in per_day
+        ],
+        "per_day_max": max((n for _, n in per_day), default=0),
+        "several": several,
+        "agreeing": agreeing,
+        "queue": {
+            "uncertainty": unverified.filter(
+                pk__in=Prediction.objects.filter(model_version=version).values("product_id")
+            ).count(),
+            "random": unverified.count(),
+            "review": ReviewItem.objects.filter(resolved_at__isnull=True).count(),
+        },
     }
 
 

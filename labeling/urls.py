@@ -10,4 +10,5 @@ urlpatterns = [
     path("answer/", views.answer, name="answer"),
     path("deck/", views.deck, name="deck"),
     path("picker/", views.picker, name="picker"),
+    path("panels/labels/", views.panel_labels, name="panel-labels"),
 ]

@@ -7,11 +7,18 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from catalog.selectors import category_search, product_history
+from catalog.selectors import catalog_coverage, category_search, product_history
 from core.errors import ApplicationError
 from core.http import HtmxHttpRequest, signed_in
 from labeling.models import LabelingQueue
-from labeling.selectors import agreement_report, annotator_stats, last_answer, review_item_detail, review_queue
+from labeling.selectors import (
+    agreement_report,
+    annotator_stats,
+    labels_overview,
+    last_answer,
+    review_item_detail,
+    review_queue,
+)
 from labeling.services.annotations import annotation_flag, annotation_skip, annotation_submit, annotation_undo
 from labeling.services.queue import leases_extend, queue_next
 from labeling.services.reviews import review_resolve
@@ -185,3 +192,11 @@ def review(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 def agreement(request: HttpRequest) -> HttpResponse:
     return render(request, "labeling/agreement.html", agreement_report())
+
+
+@login_required
+@permission_required("mlcore.view_modelversion", raise_exception=True)
+@require_GET
+def panel_labels(request: HttpRequest) -> HttpResponse:
+    """The dashboard's labels panel (composed by hx-get on /dashboard/)."""
+    return render(request, "labeling/partials/panel_labels.html", {"coverage": catalog_coverage(), **labels_overview()})

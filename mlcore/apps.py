@@ -11,7 +11,7 @@ class MlcoreConfig(AppConfig):
     def ready(self) -> None:
         # The reaper (core/jobs.py) recovers these kinds; the services import torch only inside their functions.
         from core.jobs import JobKind, job_kind_register
-        from mlcore import receivers  # noqa: F401  (connects the listeners)
+        from mlcore import control, receivers  # noqa: F401  (the listeners; the workers' status command)
         from mlcore.models import LabelAudit, RescoreJob, TrainingRun
         from mlcore.services.label_audit import label_audit_enqueue
         from mlcore.services.rescoring import rescore_job_enqueue

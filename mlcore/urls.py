@@ -12,4 +12,6 @@ urlpatterns = [
     path("<str:kind>/<int:job_id>/cancel/", views.job_cancel, name="job-cancel"),
     path("versions/<int:version_id>/activate/", views.version_activate, name="version-activate"),
     path("products/<int:product_id>/suggestions/", views.suggestions_partial, name="product-suggestions"),
+    path("panels/model/", views.panel_model, name="panel-model"),
+    path("panels/workers/", views.panel_workers, name="panel-workers"),
 ]

@@ -15,7 +15,14 @@ from core.errors import ApplicationError, NotFoundError
 from core.http import HtmxHttpRequest, signed_in
 from mlcore.forms import TrainingStartForm
 from mlcore.models import LabelAudit, ModelVersion, RescoreJob, TrainingRun
-from mlcore.selectors import product_confident_category, product_suggestions
+from mlcore.selectors import (
+    dashboard_jobs,
+    product_confident_category,
+    product_suggestions,
+    queue_lengths,
+    serving_version,
+    workers_status,
+)
 from mlcore.services.label_audit import label_audit_cancel, label_audit_start
 from mlcore.services.rescoring import rescore_job_cancel
 from mlcore.services.training import model_version_activate, training_run_cancel, training_run_start
@@ -133,4 +140,39 @@ def suggestions_partial(request: HttpRequest, product_id: int) -> HttpResponse:
     confident = product_confident_category(product=product)
     return render(
         request, "mlcore/partials/suggestions.html", {"suggestions": rows, "product": product, "confident": confident}
+    )
+
+
+# --- the admin's dashboard (/dashboard/): the page, and mlcore's panels; the labels panel comes from labeling ---------
+
+
+@login_required
+@permission_required("mlcore.view_modelversion", raise_exception=True)
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "mlcore/home.html")
+
+
+@login_required
+@permission_required("mlcore.view_modelversion", raise_exception=True)
+@require_GET
+def panel_model(request: HttpRequest) -> HttpResponse:
+    """The serving version's headline metrics and, while anything runs, its jobs with live bars."""
+    return render(
+        request,
+        "mlcore/partials/panel_model.html",
+        {
+            "serving": serving_version(),
+            "active": ModelVersion.objects.filter(status="active").first(),
+            **dashboard_jobs(),
+        },
+    )
+
+
+@login_required
+@permission_required("mlcore.view_modelversion", raise_exception=True)
+@require_GET
+def panel_workers(request: HttpRequest) -> HttpResponse:
+    return render(
+        request, "mlcore/partials/panel_workers.html", {"workers": workers_status(), "queues": queue_lengths()}
     )

@@ -19,6 +19,27 @@ def pick_device(preference: str = "auto") -> str:
     return preference
 
 
+def describe_device(preference: str = "auto") -> dict[str, object]:
+    """What this process would run on, for the dashboard's workers panel: the device, and a GPU's name and memory."""
+    import torch
+
+    try:
+        device = pick_device(preference)
+    except RuntimeError as exc:
+        return {"device": "none", "error": str(exc)}
+    if not device.startswith("cuda"):
+        return {"device": "cpu", "threads": torch.get_num_threads()}
+    index = torch.device(device).index or 0
+    properties = torch.cuda.get_device_properties(index)
+    free, total = torch.cuda.mem_get_info(index)
+    return {
+        "device": device,
+        "name": properties.name,
+        "memory_gb": round(total / 2**30, 1),
+        "free_gb": round(free / 2**30, 1),
+    }
+
+
 def run_batches(work: Callable[[Batch], None], batches: Iterable[Batch], *, device: str) -> None:
     """Run inference `work` on every batch, in inference mode.
 

@@ -168,8 +168,11 @@ def _assert_complete(job: RescoreJob) -> None:
 
 
 def _watch_the_switch(job: RescoreJob, seen: list[tuple[str, bool]]) -> bool:
-    job.refresh_from_db()
+    # Serving first, then the job: both change in one transaction, so a version seen serving must find its job
+    # succeeded on the next read. (Read the other way round, a switch landing between the two reads looked like a
+    # version serving while its job still ran.)
     serving = ModelVersion.objects.filter(pk=job.model_version_id, is_serving=True).exists()
+    job.refresh_from_db()
     seen.append((job.status, serving))
     return job.is_finished
 

@@ -1,0 +1,81 @@
+"""/dashboard/: the admin's home (managers may look, annotators 403), composed of each app's panels; the workers
+panel reports what a real worker says of itself."""
+
+from __future__ import annotations
+
+from django.test import Client
+from django.urls import reverse
+
+from tests.factories import ProductFactory, verified_product
+
+PANELS = ("mlcore:panel-model", "mlcore:panel-workers", "labeling:panel-labels")
+
+
+def test_who_may_see_the_dashboard(annotator_client, manager_client):
+    for name in ("dashboard:home", *PANELS):
+        url = reverse(name)
+        assert annotator_client.get(url).status_code == 403
+        assert Client().get(url).status_code == 302
+        assert manager_client.get(url).status_code == 200
+    page = manager_client.get(reverse("dashboard:home")).content.decode()
+    for name in PANELS:
+        assert reverse(name) in page  # composed by hx-get, each panel from its own app
+
+
+def test_the_labels_panel_counts_coverage_labels_and_agreement(manager_client, manager, small_tree, annotators):
+    from labeling.models import Annotation, AnnotationKind
+
+    verified_product(small_tree["dish"], manager, title="dishwasher a")
+    verified_product(small_tree["dish"], manager, title="dishwasher b")
+    twice = ProductFactory(title="fridge?")
+    ProductFactory(title="no category")
+    for annotator, category in zip(annotators[:2], (small_tree["fridge"], small_tree["fridge"]), strict=True):
+        Annotation.objects.create(product=twice, annotator=annotator, kind=AnnotationKind.LABEL, category=category)
+    html = manager_client.get(reverse("labeling:panel-labels")).content.decode()
+    assert "4 products: 2 verified by a person, 0 categorised otherwise, 2 without a category." in html
+    assert "2 · Home &amp; Garden &gt; Kitchen &gt; Dishwashers" in html
+    assert "Agreement: 1 of 1 items answered more than once got the same answer." in html
+    assert "today: 2" in html
+
+
+def test_the_model_panel_shows_the_serving_version_with_its_interval(manager_client):
+    from mlcore.models import ModelVersion, ModelVersionStatus
+
+    ModelVersion.objects.create(
+        number=3,
+        base_model="x",
+        status=ModelVersionStatus.ACTIVE,
+        is_serving=True,
+        metrics={
+            "temperature": 1.7,
+            "test": {"n": 23, "accuracy": 1.0, "accuracy_interval": [0.857, 1.0], "macro_f1": 1.0, "ece": 0.04},
+        },
+    )
+    html = manager_client.get(reverse("mlcore:panel-model")).content.decode()
+    assert "v3" in html
+    assert "[0.86–1.00]" in html
+    assert "n=23" in html
+    assert "Nothing runs." in html
+
+
+def test_the_workers_panel_shows_a_real_worker_its_queues_and_device(manager_client, celery_worker):
+    from django.core.cache import cache
+
+    cache.clear()
+    # As the page polls: a fresh worker's first answer may miss the 2 s the panel waits (torch warming up).
+    for _ in range(10):
+        html = manager_client.get(reverse("mlcore:panel-workers")).content.decode()
+        if "No worker answered" not in html:
+            break
+    assert "No worker answered" not in html
+    assert "scoring" in html
+    assert "cpu" in html  # reported by the worker itself
+    assert "Waiting in the queues" in html
+
+
+def test_the_workers_panel_says_so_when_no_worker_answers(manager_client):
+    from django.core.cache import cache
+
+    cache.clear()
+    html = manager_client.get(reverse("mlcore:panel-workers")).content.decode()
+    assert "No worker answered" in html
