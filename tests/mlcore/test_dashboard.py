@@ -53,7 +53,7 @@ def test_the_model_panel_shows_the_serving_version_with_its_interval(manager_cli
     )
     html = manager_client.get(reverse("mlcore:panel-model")).content.decode()
     assert "v3" in html
-    assert "[0.86–1.00]" in html
+    assert "[0.86\u20131.00]" in html  # en dash, as the page writes ranges
     assert "n=23" in html
     assert "Nothing runs." in html
 
