@@ -12,6 +12,10 @@ import numpy.typing as npt
 
 # A validation split of a few dozen items can pull T anywhere: keep it within what a fine-tuned classifier needs.
 T_MIN, T_MAX = 0.25, 10.0
+# Fewer validation items than this, or not one mistake among them, and there is nothing to calibrate on: with every
+# item right the likelihood only grows as T shrinks, and a fitted T would make every suggestion look certain (the
+# demo's 18-item validation split did exactly that: T hit its floor).
+MIN_ITEMS = 50
 
 
 def _log_softmax(logits: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
@@ -28,9 +32,9 @@ def negative_log_likelihood(logits: npt.NDArray[np.floating[Any]], truth: npt.ND
 
 def fit_temperature(logits: npt.NDArray[np.floating[Any]], truth: npt.NDArray[np.int_]) -> float:
     """The T in [T_MIN, T_MAX] that minimises the validation NLL (golden-section search on log T: the NLL is
-    unimodal in T). 1.0 when there is nothing to fit on."""
+    unimodal in T). 1.0 when there is nothing to fit on (see MIN_ITEMS)."""
     truth = np.asarray(truth)
-    if len(truth) < 2:
+    if len(truth) < MIN_ITEMS or bool((np.asarray(logits).argmax(axis=1) == truth).all()):
         return 1.0
     low, high = math.log(T_MIN), math.log(T_MAX)
     ratio = (math.sqrt(5) - 1) / 2

@@ -178,3 +178,7 @@ def test_temperature_scaling_lowers_the_calibration_error_of_an_overconfident_mo
     assert ece_after < 0.03
     assert (after.argmax(axis=1) == before.argmax(axis=1)).all()  # no ranking changes
     assert np.allclose(uncalibrated(after, t), before, atol=1e-6)
+    # Nothing to calibrate on: too few items, or not one mistake (the likelihood would only grow as T shrinks).
+    assert fit_temperature(logits[:20], truth[:20]) == 1.0
+    separable = np.eye(classes)[truth[:200]] * 3.0
+    assert fit_temperature(separable, truth[:200]) == 1.0
