@@ -106,3 +106,77 @@ def dashboard_jobs() -> dict[str, Any]:
         ),
         "backlog": ScoringBacklog.objects.count(),
     }
+
+
+# --- a version in depth --------------------------------------------------------------------------------------------
+
+CLASS_SORTS = {"f1": "f1", "precision": "precision", "recall": "recall", "support": "support", "delta": "delta"}
+
+
+def version_report(*, version: ModelVersion, sort: str = "f1", subtree: Category | None = None) -> dict[str, Any]:
+    """What a version's page shows, from what was stored when it was evaluated (no model call): the per-class table
+    (with its F1 against the version it was compared with, on the same frozen test items), the confused pairs and the
+    same aggregated by parent category, and the training data's counts. One category query for every path."""
+    test = version.metrics.get("test", {})
+    per_class: dict[str, dict[str, float]] = test.get("per_class", {})
+    comparison = version.metrics.get("comparison") or {}
+    before = comparison.get("per_class", {})
+    pairs = test.get("confused_pairs", [])
+    counts: dict[str, int] = version.data_snapshot.get("counts", {})
+    ids = {int(label) for label in per_class if label.isdigit()}
+    ids |= {int(label) for pair in pairs for label in pair[:2] if str(label).isdigit()}
+    categories = Category.objects.in_bulk(ids)
+    parents = {pk: c.parent_id for pk, c in categories.items()}
+    categories.update(Category.objects.in_bulk({p for p in parents.values() if p} - set(categories)))
+
+    def name(label: Any) -> str:
+        category = categories.get(int(label)) if str(label).isdigit() else None
+        return category.full_path_en if category else str(label)
+
+    rows = []
+    for label, row in per_class.items():
+        category = categories.get(int(label)) if label.isdigit() else None
+        if subtree is not None and (category is None or not category.path.startswith(subtree.path)):
+            continue
+        was = before.get(label, {}).get("f1-score")
+        f1 = float(row.get("f1-score", 0.0))
+        rows.append(
+            {
+                "label": label,
+                "path": name(label),
+                "precision": float(row.get("precision", 0.0)),
+                "recall": float(row.get("recall", 0.0)),
+                "f1": f1,
+                "support": int(row.get("support", 0)),
+                "before": was,
+                "delta": None if was is None else f1 - float(was),
+            }
+        )
+    key = CLASS_SORTS.get(sort, "f1")
+
+    # Worst first for scores and deltas (what needs a look), largest first for support.
+    def order(row: dict[str, Any]) -> tuple[bool, float]:
+        value = row[key]
+        if value is None:
+            return (True, 0.0)
+        return (False, -float(value) if key == "support" else float(value))
+
+    rows.sort(key=order)
+    by_parent: dict[tuple[str, str], int] = {}
+    for true_label, predicted_label, n in pairs:
+        t = parents.get(int(true_label)) if str(true_label).isdigit() else None
+        p = parents.get(int(predicted_label)) if str(predicted_label).isdigit() else None
+        key_pair = (name(t) if t else "—", name(p) if p else "—")
+        by_parent[key_pair] = by_parent.get(key_pair, 0) + int(n)
+    return {
+        "classes": rows,
+        "regressed": [r for r in rows if r["delta"] is not None and r["delta"] < -0.10 and r["support"] >= 5],
+        "pairs": [{"true": name(t), "predicted": name(p), "n": n} for t, p, n in pairs[:20]],
+        "pairs_by_parent": [
+            {"true": t, "predicted": p, "n": n}
+            for (t, p), n in sorted(by_parent.items(), key=lambda item: -item[1])[:10]
+        ],
+        "comparison": comparison,
+        "training_labels": sum(counts.values()),
+        "training_categories": len(counts),
+    }

@@ -10,6 +10,7 @@ urlpatterns = [
     path("train/", views.training_start, name="training-start"),
     path("label-audits/", views.label_audit, name="label-audit"),
     path("<str:kind>/<int:job_id>/cancel/", views.job_cancel, name="job-cancel"),
+    path("versions/<int:version_id>/", views.version_detail, name="version-detail"),
     path("versions/<int:version_id>/activate/", views.version_activate, name="version-activate"),
     path("products/<int:product_id>/suggestions/", views.suggestions_partial, name="product-suggestions"),
     path("panels/model/", views.panel_model, name="panel-model"),

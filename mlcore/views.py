@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
@@ -10,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from catalog.models import Category
 from catalog.selectors import product_get
 from core.errors import ApplicationError, NotFoundError
 from core.http import HtmxHttpRequest, signed_in
@@ -21,6 +24,7 @@ from mlcore.selectors import (
     product_suggestions,
     queue_lengths,
     serving_version,
+    version_report,
     workers_status,
 )
 from mlcore.services.label_audit import label_audit_cancel, label_audit_start
@@ -39,6 +43,84 @@ def _curve(points: list[dict[str, float]], key: str, width: int = 320, height: i
     return " ".join(f"{(x - x0) / span_x * width:.1f},{height - (y - y0) / span_y * height:.1f}" for x, y in values)
 
 
+def _chart(
+    points: list[tuple[float, float]],
+    *,
+    width: int = 360,
+    height: int = 120,
+    y_range: tuple[float, float] | None = None,
+    x_range: tuple[float, float] | None = None,
+) -> dict[str, Any] | None:
+    """An SVG line chart's polyline and its axes' ends (server-side: no chart library, no CDN)."""
+    if len(points) < 2:
+        return None
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    x0, x1 = x_range or (min(xs), max(xs))
+    y0, y1 = y_range or (min(ys), max(ys))
+    span_x, span_y = (x1 - x0) or 1.0, (y1 - y0) or 1.0
+    line = " ".join(f"{(x - x0) / span_x * width:.1f},{height - (y - y0) / span_y * height:.1f}" for x, y in points)
+    return {"points": line, "x0": x0, "x1": x1, "y0": y0, "y1": y1, "width": width, "height": height}
+
+
+@login_required
+@permission_required("mlcore.view_modelversion", raise_exception=True)
+@require_GET
+def version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
+    """A version in depth, from what was stored when it was evaluated: no model is loaded for this page."""
+    version = (
+        ModelVersion.objects.select_related("warm_started_from", "created_by", "activated_by")
+        .filter(pk=version_id)
+        .first()
+    )
+    if version is None:
+        return render(request, "error.html", {"message": f"No model version with id {version_id}."}, status=404)
+    raw = request.GET.get("subtree", "")
+    subtree = Category.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
+    sort = request.GET.get("sort", "f1")
+    test = version.metrics.get("test", {})
+    run = TrainingRun.objects.filter(model_version=version).first()
+    curve = test.get("precision_coverage") or []
+    return render(
+        request,
+        "mlcore/version_detail.html",
+        {
+            "version": version,
+            "test": test,
+            "run": run,
+            "sort": sort,
+            "subtree": subtree,
+            "loss": _chart([(p["step"], p["loss"]) for p in (run.losses if run else []) if p.get("loss") is not None]),
+            "f1": _chart(
+                [(p["step"], p["macro_f1"]) for p in (run.evaluations if run else []) if p.get("macro_f1") is not None],
+                y_range=(0.0, 1.0),
+            ),
+            "coverage": _chart(
+                sorted((p["coverage"], p["hits"] / p["n"]) for p in curve if p.get("n")),
+                x_range=(0.0, 1.0),
+                y_range=(0.0, 1.0),
+            ),
+            "reliability": [
+                {
+                    **b,
+                    "accuracy": b["hits"] / b["n"] if b["n"] else None,
+                    "x": round(b["low"] * 360),
+                    "height": round(120 * b["hits"] / b["n"]) if b["n"] else 0,
+                    "top": 120 - (round(120 * b["hits"] / b["n"]) if b["n"] else 0),
+                }
+                for b in test.get("reliability") or []
+            ],
+            "sorts": [
+                ("f1", _("F1, lowest first")),
+                ("delta", _("change against the compared version, worst first")),
+                ("support", _("test items, most first")),
+                ("precision", _("precision, lowest first")),
+                ("recall", _("recall, lowest first")),
+            ],
+            **version_report(version=version, sort=sort, subtree=subtree),
+        },
+    )
+
+
 @login_required
 @permission_required("mlcore.view_modelversion", raise_exception=True)
 @require_GET
@@ -48,7 +130,7 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
         run.loss_curve = _curve(run.losses, "loss")  # type: ignore[attr-defined]
         run.f1_curve = _curve(run.evaluations, "macro_f1")  # type: ignore[attr-defined]
     context = {
-        "versions": ModelVersion.objects.select_related("created_by", "activated_by")[:20],
+        "versions": ModelVersion.objects.select_related("created_by", "activated_by").defer("data_snapshot")[:20],
         "runs": runs,
         "jobs": RescoreJob.objects.select_related("model_version")[:10],
         "audits": LabelAudit.objects.all()[:5],

@@ -139,6 +139,7 @@ def evaluate(
     metrics["reliability"] = reliability(confidence, correct)
     if hierarchy is not None:
         metrics["accuracy_per_level"] = accuracy_per_level(truth, predicted, class_labels, hierarchy)
+        metrics["hierarchical"] = hierarchical_prf(truth, predicted, class_labels, hierarchy)
     return metrics
 
 
@@ -180,3 +181,22 @@ def accuracy_per_level(
             right = sum(1 for t, p in pairs if len(p) >= level and p[level - 1] == t[level - 1])
             result[str(level)] = right / len(pairs)
     return result
+
+
+def hierarchical_prf(
+    truth: npt.NDArray[np.int_], predicted: npt.NDArray[np.int_], class_labels: list[str], hierarchy: Hierarchy
+) -> dict[str, float]:
+    """Hierarchical precision, recall and F1 (Kiritchenko et al.): each label stands for itself and its ancestors, so
+    a sibling leaf (same parent) earns most of the credit that another vertical does not. Micro-averaged over items."""
+    index = hierarchy.index()
+    chains = [set(hierarchy.ancestors(index[label])) if label in index else set() for label in class_labels]
+    common = predicted_size = true_size = 0
+    for t, p in zip(truth, predicted, strict=True):
+        true_set, predicted_set = chains[t], chains[p]
+        common += len(true_set & predicted_set)
+        predicted_size += len(predicted_set)
+        true_size += len(true_set)
+    precision = common / predicted_size if predicted_size else 0.0
+    recall = common / true_size if true_size else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}

@@ -360,6 +360,16 @@ def _gate(metrics: dict[str, Any], active: ModelVersion | None, test: Split) -> 
         return True, f"First version: test macro-F1 {new_f1:.4f}."
     old = model_version_evaluate(artifact=active.artifact_path, test=test)["test"]
     active_f1 = old.get("macro_f1", 0.0)
+    # Kept with the version: its page compares class by class with the version it was measured against.
+    metrics["comparison"] = {
+        "against": active.number,
+        "accuracy": old.get("accuracy"),
+        "macro_f1": active_f1,
+        "per_class": {
+            label: {"f1-score": row.get("f1-score", 0.0), "support": row.get("support", 0)}
+            for label, row in old.get("per_class", {}).items()
+        },
+    }
     comparison = f"test macro-F1 {new_f1:.4f} vs active v{active.number} {active_f1:.4f} on the same {len(test.ids)}"
     forgotten = class_regressions(new.get("per_class", {}), old.get("per_class", {}))
     if new_f1 + GATE_TOLERANCE < active_f1:

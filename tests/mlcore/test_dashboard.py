@@ -79,3 +79,66 @@ def test_the_workers_panel_says_so_when_no_worker_answers(manager_client):
     cache.clear()
     html = manager_client.get(reverse("mlcore:panel-workers")).content.decode()
     assert "No worker answered" in html
+
+
+def test_a_version_page_in_depth_with_its_regressions_marked(manager_client, annotator_client, small_tree):
+    from mlcore.models import ModelVersion, ModelVersionStatus, TrainingRun
+
+    dish, fridge, phones = (str(small_tree[k].pk) for k in ("dish", "fridge", "phones"))
+    version = ModelVersion.objects.create(
+        number=7,
+        base_model="x",
+        status=ModelVersionStatus.READY,
+        held_back=True,
+        activation_note="Not activated: 1 class(es) regressed.",
+        data_snapshot={"counts": {dish: 30, fridge: 20, phones: 10}},
+        metrics={
+            "temperature": 1.4,
+            "comparison": {
+                "against": 6,
+                "macro_f1": 0.9,
+                "per_class": {dish: {"f1-score": 0.95, "support": 12}, fridge: {"f1-score": 0.8, "support": 8}},
+            },
+            "test": {
+                "n": 26,
+                "accuracy": 0.8,
+                "accuracy_interval": [0.61, 0.91],
+                "classes_evaluated": 3,
+                "macro_f1": 0.78,
+                "hierarchical": {"precision": 0.9, "recall": 0.9, "f1": 0.9},
+                "per_class": {
+                    dish: {"precision": 0.7, "recall": 0.6, "f1-score": 0.65, "support": 12},
+                    fridge: {"precision": 0.85, "recall": 0.85, "f1-score": 0.85, "support": 8},
+                    phones: {"precision": 1.0, "recall": 1.0, "f1-score": 1.0, "support": 6},
+                },
+                "confused_pairs": [[dish, fridge, 4], [fridge, dish, 1]],
+                "reliability": [{"low": 0.9, "high": 1.0, "n": 10, "hits": 9, "confidence": 0.95}],
+                "precision_coverage": [
+                    {"threshold": 0.9, "n": 10, "hits": 10, "coverage": 0.4},
+                    {"threshold": 0.5, "n": 26, "hits": 21, "coverage": 1.0},
+                ],
+            },
+        },
+    )
+    TrainingRun.objects.create(
+        model_version=version,
+        status="succeeded",
+        losses=[{"step": 1, "loss": 2.0}, {"step": 10, "loss": 0.5}],
+        evaluations=[{"step": 5, "macro_f1": 0.5}, {"step": 10, "macro_f1": 0.78}],
+    )
+    url = reverse("mlcore:version-detail", args=[version.pk])
+    assert annotator_client.get(url).status_code == 403
+    assert manager_client.get(reverse("mlcore:version-detail", args=[999999])).status_code == 404
+    html = manager_client.get(url, {"sort": "delta"}).content.decode()
+    assert "held back by the gate" in html
+    assert "1 class with enough test items lost more than 0.10 F1." in html
+    assert "trained on 60 verified labels in 3 categories" in html
+    table = html.split('id="per-class"')[1]
+    # Worst change first: Dishwashers fell 0.30 against v6.
+    assert table.index("Dishwashers") < table.index("Fridges")
+    assert "-0.300" in table
+    assert "<polyline" in html  # the curves and the precision/coverage line are drawn
+    assert "Kitchen" in html.split('id="confusions"')[1]  # aggregated by parent
+    only_phones = manager_client.get(url, {"subtree": small_tree["el"].pk}).content.decode().split('id="per-class"')[1]
+    assert "Phones" in only_phones
+    assert "Dishwashers" not in only_phones

@@ -98,6 +98,10 @@ def test_evaluate_reports_every_metric():
         "accuracy_per_level",
     }
     assert metrics["confused_pairs"] == [[CLASSES[3], CLASSES[0], 1]]
+    # Nodes in common over the items: 3+3+3+2+2 for the five right ones, 0 for phones-as-dish (no shared ancestor);
+    # predicted chains hold 16 nodes, true chains 15.
+    assert metrics["hierarchical"]["precision"] == pytest.approx(13 / 16)
+    assert metrics["hierarchical"]["recall"] == pytest.approx(13 / 15)
     # The one miss (phones predicted as dish) is wrong at the top level too.
     assert metrics["accuracy_per_level"]["1"] == pytest.approx(5 / 6)
 
