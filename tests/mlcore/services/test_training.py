@@ -253,3 +253,29 @@ def test_the_curves_grow_while_the_run_trains(
     assert max(mid_run) >= 1  # points were there before the run ended
     assert [n for n in mid_run if n] == sorted(n for n in mid_run if n)  # and only grew
     assert any(evaluations for _, evaluations in seen[:-1])
+
+
+def test_base_models_come_from_the_configured_list(ml_settings, labelled_catalog, manager, settings, tmp_path):
+    settings.MLCORE_BASE_MODELS = {"tiny": settings.MLCORE_BASE_MODEL}
+    with pytest.raises(ApplicationError, match="Unknown base model '/etc'"):
+        training_run_start(user=manager, base_model="/etc")  # a path through the API or the page: refused
+    with pytest.raises(ApplicationError, match="LoRA rank"):
+        training_run_start(user=manager, base_model="tiny", lora_rank=0)
+    run = training_run_start(user=manager, base_model="tiny", method="lora", lora_rank=4, warm_start=False)
+    version = run.model_version
+    assert version.base_model == settings.MLCORE_BASE_MODEL
+    assert (version.hyperparameters["lora_rank"], version.hyperparameters["warm_start"]) == (4, False)
+
+
+def test_the_training_form_and_the_api_offer_the_same_list(ml_settings, labelled_catalog, admin_user, settings):
+    from rest_framework.test import APIClient
+
+    settings.MLCORE_BASE_MODELS = {"tiny": settings.MLCORE_BASE_MODEL}
+    from mlcore.forms import TrainingStartForm
+
+    assert [name for name, _ in TrainingStartForm().fields["base_model"].choices] == ["default", "tiny"]
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    refused = api.post("/api/v1/training-runs/", {"base_model": "/tmp"}, format="json")
+    assert refused.status_code == 400
+    assert "Unknown base model" in refused.json()["detail"]
