@@ -32,6 +32,7 @@ MODELS_MANAGE = [
     "mlcore.change_modelversion",
     "mlcore.add_rescorejob",
     "mlcore.add_labelaudit",
+    "mlcore.change_retrainingpolicy",
 ]
 
 LABEL = ["labeling.add_annotation", "labeling.view_annotation", "labeling.view_labelingqueue"]

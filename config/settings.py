@@ -211,6 +211,8 @@ CELERY_BEAT_SCHEDULE = {
     "reap-jobs": {"task": "core.tasks.jobs_reap_task", "schedule": float(JOBS_REAP_EVERY_SECONDS)},
     # Products created or edited since the last full re-score, should their debounced drain have been lost.
     "drain-scoring-backlog": {"task": "mlcore.tasks.scoring_backlog_task", "schedule": 60.0},
+    # The retraining policy (after N labels, daily at a time): edited on the dashboard.
+    "retraining-policy": {"task": "mlcore.tasks.retraining_check_task", "schedule": 60.0},
 }
 
 # --- REST API -----------------------------------------------------------------------------------------------------
@@ -335,5 +337,5 @@ RECLASSIFY_THRESHOLD = env.float("RECLASSIFY_THRESHOLD", default=0.0)
 RECLASSIFY_TWO_PERSON = env.bool("RECLASSIFY_TWO_PERSON", default=False)
 # Products a group audit shows blind, by default.
 RECLASSIFY_AUDIT_SIZE = env.int("RECLASSIFY_AUDIT_SIZE", default=20)
-# A retraining run starts by itself after this many new verified labels from annotators (0: never).
+# The retraining policy's label count until an admin edits it on the dashboard (0: not by count).
 LABELING_RETRAIN_EVERY = env.int("LABELING_RETRAIN_EVERY", default=200)

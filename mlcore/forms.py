@@ -25,3 +25,9 @@ class TrainingStartForm(forms.Form):
         initial="auto",
         coerce=lambda value: value != "off",
     )
+
+
+class RetrainingPolicyForm(forms.Form):
+    after_labels = forms.IntegerField(label=_("After new verified labels"), min_value=0, max_value=1_000_000)
+    daily_at = forms.TimeField(label=_("Daily at"), required=False, widget=forms.TimeInput(attrs={"type": "time"}))
+    min_interval_minutes = forms.IntegerField(label=_("At least minutes apart"), min_value=0, max_value=100_000)

@@ -242,3 +242,21 @@ class ScoringBacklog(models.Model):
 
     def __str__(self) -> str:
         return f"score product {self.product_id}"
+
+
+class RetrainingPolicy(models.Model):
+    """When a training run starts by itself (one row, edited on the dashboard by admins): after N new verified labels
+    and/or daily at a time, never sooner than a minimum interval after the last run. One beat task applies it."""
+
+    after_labels = models.PositiveIntegerField(
+        help_text="new verified labels since the last run that start one (0: not by count)"
+    )
+    daily_at = models.TimeField(null=True, blank=True, help_text="start one daily at this time (empty: no schedule)")
+    min_interval_minutes = models.PositiveIntegerField(default=60)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"retrain after {self.after_labels} labels, daily at {self.daily_at}"

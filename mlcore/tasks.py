@@ -39,3 +39,11 @@ def scoring_backlog_task(self: object) -> None:
     from mlcore.services.scoring import scoring_backlog_drain
 
     scoring_backlog_drain()
+
+
+@durable_task(soft_time_limit=60, time_limit=120)
+def retraining_check_task(self: object) -> None:
+    """The retraining policy's beat: starts a run when it is due."""
+    from mlcore.services.policy import retraining_check
+
+    retraining_check()

@@ -14,5 +14,7 @@ urlpatterns = [
     path("versions/<int:version_id>/activate/", views.version_activate, name="version-activate"),
     path("products/<int:product_id>/suggestions/", views.suggestions_partial, name="product-suggestions"),
     path("panels/model/", views.panel_model, name="panel-model"),
+    path("panels/policy/", views.panel_policy, name="panel-policy"),
+    path("policy/", views.policy_update, name="policy"),
     path("panels/workers/", views.panel_workers, name="panel-workers"),
 ]

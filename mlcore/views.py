@@ -16,7 +16,7 @@ from catalog.models import Category
 from catalog.selectors import product_get
 from core.errors import ApplicationError, NotFoundError
 from core.http import HtmxHttpRequest, signed_in
-from mlcore.forms import TrainingStartForm
+from mlcore.forms import RetrainingPolicyForm, TrainingStartForm
 from mlcore.models import LabelAudit, ModelVersion, RescoreJob, TrainingRun
 from mlcore.selectors import (
     dashboard_jobs,
@@ -28,6 +28,7 @@ from mlcore.selectors import (
     workers_status,
 )
 from mlcore.services.label_audit import label_audit_cancel, label_audit_start
+from mlcore.services.policy import new_labels_since_last_run, retraining_policy_get, retraining_policy_update
 from mlcore.services.rescoring import rescore_job_cancel
 from mlcore.services.training import model_version_activate, training_run_cancel, training_run_start
 
@@ -258,3 +259,32 @@ def panel_workers(request: HttpRequest) -> HttpResponse:
     return render(
         request, "mlcore/partials/panel_workers.html", {"workers": workers_status(), "queues": queue_lengths()}
     )
+
+
+@login_required
+@permission_required("mlcore.view_modelversion", raise_exception=True)
+@require_GET
+def panel_policy(request: HttpRequest) -> HttpResponse:
+    """Not polled, unlike the model panel: an admin edits it."""
+    return render(
+        request,
+        "mlcore/partials/panel_policy.html",
+        {"policy": retraining_policy_get(), "new_labels": new_labels_since_last_run()},
+    )
+
+
+@login_required
+@permission_required("mlcore.change_retrainingpolicy", raise_exception=True)
+@require_POST
+def policy_update(request: HttpRequest) -> HttpResponse:
+    form = RetrainingPolicyForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Check the retraining policy: %(errors)s") % {"errors": form.errors.as_text()})
+    else:
+        try:
+            retraining_policy_update(user=signed_in(request), **form.cleaned_data)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, _("Retraining policy saved."))
+    return redirect("dashboard:home")

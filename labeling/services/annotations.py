@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
@@ -166,22 +165,7 @@ def annotation_undo(*, annotator: User) -> Annotation:
 
 
 def _maybe_retrain() -> None:
-    """After LABELING_RETRAIN_EVERY new verified labels from annotators, start a training run (unless one runs)."""
-    every = settings.LABELING_RETRAIN_EVERY
-    if every <= 0:
-        return
-    from mlcore.models import TrainingRun
-    from mlcore.services.training import training_run_start
+    """A settled label may make a run due under the retraining policy (mlcore's; beat checks it every minute too)."""
+    from mlcore.services.policy import retraining_check
 
-    last = TrainingRun.objects.order_by("-created_at").values_list("created_at", flat=True).first()
-    new_labels = CategoryChange.objects.filter(source=CategorySource.ANNOTATION, verified=True)
-    if last is not None:
-        new_labels = new_labels.filter(created_at__gt=last)
-    if new_labels.count() < every:
-        return
-    try:
-        run = training_run_start(user=None)
-    except ApplicationError as exc:  # one is running, or too few labels per category yet
-        logger.info("retraining not started: %s", exc.message)
-        return
-    logger.info("retraining run #%s started after %s new labels", run.pk, every)
+    retraining_check()
