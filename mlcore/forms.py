@@ -13,17 +13,20 @@ def _base_models() -> list[tuple[str, str]]:
 
 
 class TrainingStartForm(forms.Form):
-    base_model = forms.ChoiceField(label=_("Base model"), choices=_base_models, initial="default")
+    # Optional fields default as the service does (a client posting only method, epochs and rate keeps working).
+    base_model = forms.ChoiceField(label=_("Base model"), choices=_base_models, initial="default", required=False)
     method = forms.ChoiceField(label=_("Method"), choices=TrainingMethod.choices, initial=TrainingMethod.FULL)
-    lora_rank = forms.IntegerField(label=_("LoRA rank"), initial=16, min_value=1, max_value=256)
+    lora_rank = forms.IntegerField(label=_("LoRA rank"), initial=16, min_value=1, max_value=256, required=False)
     epochs = forms.FloatField(label=_("Epochs"), initial=3, min_value=0.1, max_value=100)
     learning_rate = forms.FloatField(label=_("Learning rate"), initial=5e-5, min_value=1e-7, max_value=0.5)
-    max_length = forms.IntegerField(label=_("Max tokens"), initial=64, min_value=8, max_value=512)
+    max_length = forms.IntegerField(label=_("Max tokens"), initial=64, min_value=8, max_value=512, required=False)
     warm_start = forms.TypedChoiceField(
         label=_("Warm start"),
         choices=[("auto", _("auto: from the active version")), ("off", _("off: from the base model"))],
         initial="auto",
         coerce=lambda value: value != "off",
+        required=False,
+        empty_value="",  # left out: the service warm-starts by default
     )
 
 

@@ -180,3 +180,31 @@ def version_report(*, version: ModelVersion, sort: str = "f1", subtree: Category
         "training_labels": sum(counts.values()),
         "training_categories": len(counts),
     }
+
+
+HEADLINE = (
+    "n",
+    "accuracy",
+    "accuracy_interval",
+    "macro_f1",
+    "weighted_f1",
+    "ece",
+    "ece_uncalibrated",
+    "coverage_at_95",
+)
+
+
+def versions_listed(*, limit: int = 20) -> list[ModelVersion]:
+    """The Models page's versions with only their headline test metrics (as `headline`): the stored metrics hold a
+    per-class report of every class evaluated (thousands of rows at 10k classes), which a list never reads."""
+    from django.db.models.fields.json import KeyTransform
+
+    keys = {f"h_{key}": KeyTransform(key, KeyTransform("test", "metrics")) for key in HEADLINE}
+    versions = list(
+        ModelVersion.objects.select_related("created_by", "activated_by")
+        .defer("metrics", "data_snapshot")
+        .annotate(**keys)[:limit]
+    )
+    for version in versions:
+        version.headline = {key: getattr(version, f"h_{key}") for key in HEADLINE}  # type: ignore[attr-defined]
+    return versions

@@ -25,6 +25,7 @@ from mlcore.selectors import (
     queue_lengths,
     serving_version,
     version_report,
+    versions_listed,
     workers_status,
 )
 from mlcore.services.label_audit import label_audit_cancel, label_audit_start
@@ -131,7 +132,7 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
         run.loss_curve = _curve(run.losses, "loss")  # type: ignore[attr-defined]
         run.f1_curve = _curve(run.evaluations, "macro_f1")  # type: ignore[attr-defined]
     context = {
-        "versions": ModelVersion.objects.select_related("created_by", "activated_by").defer("data_snapshot")[:20],
+        "versions": versions_listed(),
         "runs": runs,
         "jobs": RescoreJob.objects.select_related("model_version")[:10],
         "audits": LabelAudit.objects.all()[:5],
@@ -153,7 +154,8 @@ def training_start(request: HttpRequest) -> HttpResponse:
         messages.error(request, _("Check the training settings: %(errors)s") % {"errors": form.errors.as_text()})
         return redirect("mlcore:dashboard")
     try:
-        run = training_run_start(user=signed_in(request), **form.cleaned_data)
+        chosen = {name: value for name, value in form.cleaned_data.items() if value not in (None, "")}
+        run = training_run_start(user=signed_in(request), **chosen)
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
