@@ -210,7 +210,12 @@ def version_activate(request: HttpRequest, version_id: int) -> HttpResponse:
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, _("%(version)s is active; re-scoring started.") % {"version": version.label})
+        version.refresh_from_db()
+        if version.is_serving:
+            text = _("%(version)s is active and serves its stored predictions again.")
+        else:
+            text = _("%(version)s is active; re-scoring started.")
+        messages.success(request, text % {"version": version.label})
     return redirect("mlcore:dashboard")
 
 
