@@ -322,6 +322,9 @@ LABELING_LEASE_SECONDS = env.int("LABELING_LEASE_SECONDS", default=600)
 LABELING_STRATEGY_WEIGHTS = {"uncertainty": 0.6, "disagreement": 0.2, "random": 0.2}
 # The gate holds a new version back when a class with at least this many frozen test items loses more than this
 # much F1 against the active version (besides a worse macro-F1).
+# Stored predictions kept for rollback: the serving and active versions' and this many more recent ones (the rest are
+# pruned after each switch; a rollback to a pruned version re-scores the catalog).
+MLCORE_KEEP_VERSIONS = env.int("MLCORE_KEEP_VERSIONS", default=2)
 MLCORE_GATE_CLASS_MIN_SUPPORT = env.int("MLCORE_GATE_CLASS_MIN_SUPPORT", default=5)
 MLCORE_GATE_CLASS_MARGIN = env.float("MLCORE_GATE_CLASS_MARGIN", default=0.10)
 # A product created or edited is scored this many seconds later, with the others changed meanwhile; a drain scores

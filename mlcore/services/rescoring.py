@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from catalog.models import Category, Product
@@ -23,7 +23,7 @@ from core.errors import NotFoundError
 from core.jobs import describe_failure, job_cancel, job_end, job_enqueue_on_commit, lease_claim, takeover_reason
 from core.models import FINISHED, UNFINISHED, JobStatus
 from core.tasks import RETRYABLE
-from mlcore.models import ModelVersion, Prediction, RescoreChunk, RescoreJob
+from mlcore.models import ModelVersion, ModelVersionStatus, Prediction, RescoreChunk, RescoreJob
 from mlcore.services.common import base_model_path, category_hierarchy
 from mlcore.signals import predictions_switched
 
@@ -188,6 +188,9 @@ def _finish_if_complete(job_id: int) -> None:
             predictions_switched.send(sender=ModelVersion, version_id=job.model_version_id)
         from mlcore.services.scoring import scoring_backlog_top_up
 
+        # Older versions' predictions beyond what a rollback keeps: pruned once this switch has committed.
+        transaction.on_commit(_prune_later)
+
         if job.model_version_id is not None or not ModelVersion.objects.filter(is_serving=True).exists():
             # Products created while the job ran were past its id ranges: they are scored on their own now.
             scoring_backlog_top_up(version_id=job.model_version_id, covered_until=job.created_at)
@@ -336,3 +339,39 @@ def zeroshot_candidates() -> list[int]:
         if len(used) >= 2:
             return used
     return list(Category.objects.filter(has_children=False, is_active=True).values_list("pk", flat=True))
+
+
+def _prune_later() -> None:
+    from mlcore.tasks import predictions_prune_task
+
+    try:
+        predictions_prune_task.delay()
+    except Exception:  # the broker is down: the next switch prunes; nothing depends on it
+        logger.warning("could not queue the pruning of old predictions", exc_info=True)
+
+
+def predictions_prune(*, keep: int | None = None, chunk: int = 20_000) -> int:
+    """Delete the stored predictions of versions beyond the serving one, the active one and the `keep`
+    (MLCORE_KEEP_VERSIONS) most recent others: a rollback to those serves at once, to an older one re-scores.
+    Deleted a chunk at a time, so that one transaction never holds millions of rows. Returns how many."""
+    keep = settings.MLCORE_KEEP_VERSIONS if keep is None else keep
+    kept = set(
+        ModelVersion.objects.filter(Q(is_serving=True) | Q(status=ModelVersionStatus.ACTIVE)).values_list(
+            "pk", flat=True
+        )
+    )
+    others = ModelVersion.objects.exclude(pk__in=kept).order_by("-number").values_list("pk", flat=True)
+    kept |= set(others[:keep])
+    deleted = 0
+    while True:
+        ids = list(
+            Prediction.objects.filter(model_version__isnull=False)
+            .exclude(model_version_id__in=kept)
+            .values_list("pk", flat=True)[:chunk]
+        )
+        if not ids:
+            break
+        deleted += Prediction.objects.filter(pk__in=ids).delete()[0]
+    if deleted:
+        logger.info("pruned %s stored predictions of versions no longer kept", deleted)
+    return deleted

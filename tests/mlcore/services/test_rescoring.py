@@ -110,3 +110,33 @@ def test_predictions_carry_the_deepest_confident_category(version: ModelVersion,
     confident = product_confident_category(product=backed_off[0].product)
     assert confident is not None
     assert confident[0] == backed_off[0].backoff_category
+
+
+def test_old_versions_predictions_are_pruned_beyond_what_a_rollback_keeps(labelled_catalog):
+    from catalog.models import Category
+    from mlcore.models import ModelVersionStatus
+    from mlcore.services.rescoring import predictions_prune
+
+    product = Product.objects.first()
+    versions = []
+    for number in range(1, 5):
+        version = ModelVersion.objects.create(
+            number=number,
+            base_model="x",
+            status=ModelVersionStatus.ACTIVE if number == 4 else ModelVersionStatus.ARCHIVED,
+            is_serving=number == 4,
+        )
+        versions.append(version)
+    for version in [None, *versions]:
+        Prediction.objects.create(
+            product=product,
+            model_version=version,
+            top=[],
+            category=Category.objects.first(),
+            confidence=0.5,
+            margin=0.1,
+            entropy=0.5,
+        )
+    assert predictions_prune(keep=1) == 2  # v1 and v2; v3 kept for a rollback, v4 serves, zero-shot stays
+    kept = set(Prediction.objects.values_list("model_version__number", flat=True))
+    assert kept == {None, 3, 4}
