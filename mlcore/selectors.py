@@ -70,17 +70,17 @@ def workers_status(*, timeout: float = 2.0) -> list[dict[str, Any]]:
         return list(cached)
     try:
         replies = current_app.control.broadcast("shelfwise_status", reply=True, timeout=timeout) or []
-    except Exception:
+    except Exception:  # the broker is down: no worker can be asked, and the panel says so
+        logger.warning("could not ask the workers for their status", exc_info=True)
         return []
-    workers = sorted(
-        (
-            {"name": name, **(status if isinstance(status, dict) else {})}
-            for reply in replies
-            for name, status in reply.items()
-        ),
-        key=lambda worker: worker["name"],
-    )
-    cache.set(WORKERS_CACHE_KEY, workers, timeout=10)
+    workers = [
+        {"name": name, **(status if isinstance(status, dict) else {})}
+        for reply in replies
+        for name, status in reply.items()
+    ]
+    workers.sort(key=lambda worker: worker["name"])
+    if workers:  # "no worker answered" is asked again next time, not remembered
+        cache.set(WORKERS_CACHE_KEY, workers, timeout=10)
     return workers
 
 

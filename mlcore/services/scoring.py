@@ -52,7 +52,7 @@ def scoring_backlog_schedule() -> None:
 
     try:
         scoring_backlog_task.apply_async(countdown=settings.MLCORE_SCORE_DEBOUNCE_SECONDS)
-    except Exception:
+    except Exception:  # the broker is down: the backlog waits for beat, nothing is lost
         logger.warning("could not queue the scoring backlog's drain; beat will drain it", exc_info=True)
 
 
