@@ -335,6 +335,9 @@ MLCORE_SCORE_BUDGET_SECONDS = env.float("MLCORE_SCORE_BUDGET_SECONDS", default=5
 # Reclassification proposals need this rolled-up probability (0: each version's confidence for 99 % precision on
 # the frozen test set).
 RECLASSIFY_THRESHOLD = env.float("RECLASSIFY_THRESHOLD", default=0.0)
+# Zero-shot suggestions propose reclassifications only when this is set (0: never): their own, higher threshold, since
+# no frozen test set measures them.
+RECLASSIFY_ZEROSHOT_THRESHOLD = env.float("RECLASSIFY_ZEROSHOT_THRESHOLD", default=0.0)
 # Applying a proposal that moves a product across top-level categories needs a second approver (another manager
 # or an admin) besides the one who approved it.
 RECLASSIFY_TWO_PERSON = env.bool("RECLASSIFY_TWO_PERSON", default=False)

@@ -184,7 +184,7 @@ class ReclassificationBatch(models.Model):
         """Where the proposals come from, for people: the model version, or the taxonomy change."""
         if self.source == BatchSource.TAXONOMY:
             return f"{_('taxonomy change')}: {self.reason}"
-        return self.model_version.label if self.model_version else "?"
+        return self.model_version.label if self.model_version else str(_("zero-shot"))
 
 
 class ProposalKind(models.TextChoices):

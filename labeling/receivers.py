@@ -23,7 +23,7 @@ def label_issues_to_review(sender: Any, audit: Any, **kwargs: Any) -> None:
 
 
 @receiver(predictions_switched, dispatch_uid="labeling.reclassification_build")
-def reclassification_build(sender: Any, version_id: int, **kwargs: Any) -> None:
+def reclassification_build(sender: Any, version_id: int | None, **kwargs: Any) -> None:
     from labeling.services.reclassification import reclassification_build_start
 
     job = reclassification_build_start(version_id=version_id)

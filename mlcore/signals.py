@@ -9,5 +9,6 @@ from django.dispatch import Signal
 label_issues_found = Signal()
 
 # Sent inside the transaction in which a model version's completed re-scoring makes its predictions serve, with
-# `version_id`: listeners record their follow-up (labeling queues the version's reclassification build) in it.
+# `version_id` (None: the zero-shot suggestions, before any version serves): listeners record their follow-up
+# (labeling queues the version's reclassification build) in it.
 predictions_switched = Signal()

@@ -160,8 +160,18 @@ def reclassification_job_enqueue(job_id: int) -> None:
     reclassification_job_task.delay(job_id)
 
 
-def reclassification_build_start(*, version_id: int) -> ReclassificationJob | None:
-    """Queue building the batch of a version whose re-scoring just completed (the mlcore signal)."""
+def reclassification_build_start(*, version_id: int | None) -> ReclassificationJob | None:
+    """Queue building the batch of a version whose re-scoring just completed (the mlcore signal). Zero-shot
+    suggestions (version_id None) propose nothing unless RECLASSIFY_ZEROSHOT_THRESHOLD is set: a pretrained encoder
+    is not a model that learnt this catalog, and its threshold has no test set behind it."""
+    if version_id is None:
+        threshold = float(settings.RECLASSIFY_ZEROSHOT_THRESHOLD)
+        if threshold <= 0:
+            return None
+        with transaction.atomic():
+            job = ReclassificationJob.objects.create(action=ReclassificationAction.BUILD, threshold=threshold)
+            job_enqueue_on_commit(job, lambda: reclassification_job_enqueue(job.pk))
+        return job
     version = ModelVersion.objects.filter(pk=version_id).first()
     if version is None:
         return None
@@ -255,9 +265,13 @@ def _build(run: JobRun, job: ReclassificationJob) -> None:
     """One transaction: a lost worker leaves nothing, and the next delivery builds it again. While building, the
     proposals every threshold of the explorer would give are counted in the same pass (one rolled-up sum per
     product), so the manager sees what moving the threshold buys before rebuilding."""
-    version = job.model_version
-    assert version is not None  # a model build always has its version
-    threshold = job.threshold if job.threshold is not None else default_threshold(version)
+    version = job.model_version  # None: the zero-shot suggestions, at the threshold the job carries
+    if job.threshold is not None:
+        threshold = job.threshold
+    elif version is not None:
+        threshold = default_threshold(version)
+    else:
+        threshold = float(settings.RECLASSIFY_ZEROSHOT_THRESHOLD) or NO_THRESHOLD
     grid = sorted({*EXPLORER_THRESHOLDS, round(threshold, 6)})
     at = grid.index(round(threshold, 6))
     counts = [0] * len(grid)
@@ -344,7 +358,7 @@ def _build(run: JobRun, job: ReclassificationJob) -> None:
                 run.beat()
                 proposals = []
         ReclassificationProposal.objects.bulk_create(proposals)
-        curve = (version.metrics or {}).get("test", {}).get("precision_coverage") or []
+        curve = ((version.metrics if version else None) or {}).get("test", {}).get("precision_coverage") or []
         batch.explorer = [
             {"threshold": t, "proposals": n, "test_n": e.n, "test_hits": e.hits}
             for t, n, e in ((t, n, test_precision_at(curve, t)) for t, n in zip(grid, counts, strict=True))
@@ -353,7 +367,7 @@ def _build(run: JobRun, job: ReclassificationJob) -> None:
         _groups_write(batch)
         total = counts[at]
         ReclassificationJob.objects.filter(pk=job.pk).update(batch=batch, done=total, total=total)
-    logger.info("reclassification batch %s: %s proposals from v%s at %.3f", batch.pk, total, version.number, threshold)
+    logger.info("reclassification batch %s: %s proposals from %s at %.3f", batch.pk, total, batch.origin, threshold)
 
 
 def applicable(approved: QuerySet[ReclassificationProposal]) -> QuerySet[ReclassificationProposal]:

@@ -186,6 +186,9 @@ def _finish_if_complete(job_id: int) -> None:
             # In the switch's transaction: what listeners record (the reclassification build job) commits with the
             # switch or not at all, so a worker lost right after the commit loses nothing.
             predictions_switched.send(sender=ModelVersion, version_id=job.model_version_id)
+        elif not ModelVersion.objects.filter(is_serving=True).exists():
+            # Zero-shot suggestions serve (no version does yet): listeners decide whether they propose anything.
+            predictions_switched.send(sender=ModelVersion, version_id=None)
         from mlcore.services.scoring import scoring_backlog_top_up
 
         # Older versions' predictions beyond what a rollback keeps: pruned once this switch has committed.

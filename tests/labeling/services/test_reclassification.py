@@ -531,3 +531,34 @@ def test_a_model_batch_does_not_supersede_a_taxonomy_batch(small_tree, manager, 
     assert taxonomy.proposals.get().state == ProposalState.PROPOSED
     with pytest.raises(ApplicationError, match="threshold to move"):
         reclassification_rebuild_start(batch_id=taxonomy.pk, threshold=0.5, user=manager)
+
+
+def test_zero_shot_suggestions_propose_only_when_a_setting_turns_it_on(
+    small_tree, settings, django_capture_on_commit_callbacks
+):
+    product = _imported(small_tree, "phones", title="dishwasher")
+    Prediction.objects.create(
+        product=product,
+        model_version=None,
+        top=[[small_tree["dish"].pk, 0.97]],
+        category=small_tree["dish"],
+        confidence=0.97,
+        margin=0.9,
+        entropy=0.1,
+    )
+    settings.RECLASSIFY_ZEROSHOT_THRESHOLD = 0.0
+    assert reclassification_build_start(version_id=None) is None  # off by default
+    settings.RECLASSIFY_ZEROSHOT_THRESHOLD = 0.99
+    with django_capture_on_commit_callbacks(execute=False):
+        job = reclassification_build_start(version_id=None)
+    reclassification_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.batch.proposals.count() == 0  # 0.97 is below its own, higher threshold
+    settings.RECLASSIFY_ZEROSHOT_THRESHOLD = 0.95
+    with django_capture_on_commit_callbacks(execute=False):
+        job = reclassification_build_start(version_id=None)
+    reclassification_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.batch.proposals.get().to_category_id == small_tree["dish"].pk
+    assert job.batch.origin == "zero-shot"
