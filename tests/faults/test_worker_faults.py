@@ -122,7 +122,12 @@ def test_a_run_that_kills_its_worker_every_time_fails_with_its_cause(cluster, la
     assert run.status == JobStatus.FAILED
     assert "Gave up after 2 attempt(s)" in run.error
     assert "was lost" in run.error or "is gone" in run.error
-    assert ModelVersion.objects.get(pk=run.model_version_id).status == ModelVersionStatus.FAILED
+    # The version fails in the end hook that follows the run's end (it also removes the checkpoints on disk).
+    wait_for(
+        lambda: ModelVersion.objects.get(pk=run.model_version_id).status == ModelVersionStatus.FAILED,
+        seconds=10,
+        what="the version to fail with its run",
+    )
     assert not _checkpoints(cluster, run.model_version)  # nothing left to resume
     _the_next_run_can_start(manager)
 
