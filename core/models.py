@@ -8,6 +8,7 @@ and fails with its cause after JOBS_MAX_ATTEMPTS claims, so that no job stays `r
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -74,3 +75,15 @@ class Job(Lease):
             return 100
         done, total = self.progress()
         return min(100, int(100 * done / total)) if total else 0
+
+    @property
+    def eta_seconds(self) -> int | None:
+        """Seconds left at the pace so far (None until there is a pace: not running, nothing done yet). A resumed job
+        counts from its latest start, so its pace is what this worker does."""
+        if self.status != JobStatus.RUNNING or self.started_at is None:
+            return None
+        done, total = self.progress()
+        if not total or done <= 0 or done >= total:
+            return None
+        elapsed = (timezone.now() - self.started_at).total_seconds()
+        return max(0, int(elapsed * (total - done) / done))

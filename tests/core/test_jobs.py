@@ -292,3 +292,22 @@ def test_a_celery_node_that_answers_tells_whether_it_runs_the_task(celery_worker
     assert nodes, "the test worker did not answer"
     assert claimant_gone({"host": "another-host", "pid": 1, "node": nodes[0], "task": "not-running"}) is True
     assert claimant_gone({"host": "another-host", "pid": 1, "node": "celery@nowhere", "task": "x"}) is None
+
+
+def test_a_running_jobs_eta_follows_its_pace(db):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from core.templatetags.core_tags import eta
+    from mlcore.models import ModelVersion, TrainingRun
+
+    version = ModelVersion.objects.create(number=42, base_model="x")
+    run = TrainingRun(model_version=version, status="running", step=25, total_steps=100)
+    run.started_at = timezone.now() - timedelta(seconds=50)
+    assert run.eta_seconds == pytest.approx(150, abs=2)  # 25 steps in 50 s: 75 more take 150 s
+    run.step = 0
+    assert run.eta_seconds is None  # no pace yet
+    run.status = "queued"
+    assert run.eta_seconds is None
+    assert (eta(40), eta(150), eta(7500), eta(None)) == ("40 s", "2 min", "2 h 5 min", "")
