@@ -34,15 +34,15 @@ from mlcore.services.rescoring import rescore_job_cancel
 from mlcore.services.training import model_version_activate, training_run_cancel, training_run_start
 
 
-def _curve(points: list[dict[str, float]], key: str, width: int = 320, height: int = 80) -> str:
-    """An SVG polyline's points for a training curve (no chart library needed for one line)."""
-    values = [(float(p.get("step", 0.0)), float(p[key])) for p in points if p.get(key) is not None]
-    if len(values) < 2:
-        return ""
-    xs, ys = [v[0] for v in values], [v[1] for v in values]
-    x0, x1, y0, y1 = min(xs), max(xs) or 1, min(ys), max(ys)
-    span_x, span_y = (x1 - x0) or 1, (y1 - y0) or 1
-    return " ".join(f"{(x - x0) / span_x * width:.1f},{height - (y - y0) / span_y * height:.1f}" for x, y in values)
+def _points(points: list[dict[str, float]], key: str) -> list[tuple[float, float]]:
+    """A training curve's (step, value) pairs."""
+    return [(float(p.get("step", 0.0)), float(p[key])) for p in points if p.get(key) is not None]
+
+
+def _curve(points: list[dict[str, float]], key: str) -> str:
+    """The Models page's sparkline of a training curve: _chart's polyline, without axes."""
+    chart = _chart(_points(points, key), width=320, height=80)
+    return chart["points"] if chart else ""
 
 
 def _chart(
@@ -91,11 +91,8 @@ def version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
             "run": run,
             "sort": sort,
             "subtree": subtree,
-            "loss": _chart([(p["step"], p["loss"]) for p in (run.losses if run else []) if p.get("loss") is not None]),
-            "f1": _chart(
-                [(p["step"], p["macro_f1"]) for p in (run.evaluations if run else []) if p.get("macro_f1") is not None],
-                y_range=(0.0, 1.0),
-            ),
+            "loss": _chart(_points(run.losses if run else [], "loss")),
+            "f1": _chart(_points(run.evaluations if run else [], "macro_f1"), y_range=(0.0, 1.0)),
             "coverage": _chart(
                 sorted((p["coverage"], p["hits"] / p["n"]) for p in curve if p.get("n")),
                 x_range=(0.0, 1.0),
