@@ -17,8 +17,9 @@ from mlcore.models import RetrainingPolicy, TrainingRun
 
 logger = logging.getLogger(__name__)
 
-# Labels people decided: an annotator's settled answer, a reviewer's or a manager's verified category.
-LABEL_SOURCES = (CategorySource.ANNOTATION, CategorySource.MANUAL)
+# The labeling workflow's labels: annotators' settled answers and reviewers' decisions. Not `manual`: the demo's
+# 200 seed labels are manual, and counting them started a run by itself on a fresh `make demo` (tried).
+LABEL_SOURCES = (CategorySource.ANNOTATION,)
 
 
 def retraining_policy_get() -> RetrainingPolicy:

@@ -294,7 +294,7 @@ def test_the_retraining_policy_by_count_schedule_and_minimum_interval(
     settings.LABELING_RETRAIN_EVERY = 0
     policy = retraining_policy_update(user=manager, after_labels=2, daily_at=None, min_interval_minutes=30)
     assert policy.after_labels == 2
-    assert retraining_due() is not None  # 20 verified labels and no run yet
+    assert retraining_due() is not None  # 20 verified labels from the labeling workflow and no run yet
     with django_capture_on_commit_callbacks(execute=False):
         first = retraining_check()
     assert first is not None
@@ -305,7 +305,7 @@ def test_the_retraining_policy_by_count_schedule_and_minimum_interval(
             product_id=product.pk,
             category_id=small_tree["dish"].pk,
             expected_version=product.version,
-            source="manual",
+            source="annotation",
             actor=manager,
             verified=True,
         )
@@ -343,3 +343,13 @@ def test_only_admins_edit_the_policy_on_the_dashboard(admin_user, manager_client
     assert "daily at 02:30" in html
     bad = admin.post(reverse("mlcore:policy"), {**data, "after_labels": "-3"}, follow=True).content.decode()
     assert "Check the retraining policy" in bad
+
+
+def test_labels_set_by_hand_do_not_start_a_run(ml_settings, labelled_catalog, manager):
+    """The demo seeds its labels by hand (source manual): a fresh `make demo` must not train by itself."""
+    from catalog.models import CategoryChange
+    from mlcore.services.policy import retraining_due, retraining_policy_update
+
+    CategoryChange.objects.filter(verified=True).update(source="manual")
+    retraining_policy_update(user=manager, after_labels=2, daily_at=None, min_interval_minutes=0)
+    assert retraining_due() is None
