@@ -50,7 +50,8 @@ def main() -> None:
     from catalog.models import Category, Product
     from mlcore.engine.prediction import Classifier
     from mlcore.models import ModelVersion, ModelVersionStatus, Prediction, RescoreChunk, RescoreJob
-    from mlcore.services.rescoring import predictions_write, rescore_chunk, rescore_job_run_here
+    from mlcore.services.rescoring import rescore_chunk, rescore_job_run_here
+    from mlcore.services.scoring import predictions_write
 
     folder = bench_model(REPO / "var" / "bench-models" / "minilm-10")
     # The head's labels must be category ids: map 0..9 onto real categories of the bench catalog.

@@ -52,6 +52,6 @@ def retraining_check_task(self: object) -> None:
 @durable_task(soft_time_limit=_LIMITS["scoring"], time_limit=_LIMITS["scoring"] + _GRACE)
 def predictions_prune_task(self: object) -> None:
     """Stored predictions of versions no rollback keeps (idempotent: it deletes what is left to delete)."""
-    from mlcore.services.rescoring import predictions_prune
+    from mlcore.services.registry import predictions_prune
 
     predictions_prune()

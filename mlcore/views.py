@@ -30,8 +30,9 @@ from mlcore.selectors import (
 )
 from mlcore.services.label_audit import label_audit_cancel, label_audit_start
 from mlcore.services.policy import new_labels_since_last_run, retraining_policy_get, retraining_policy_update
+from mlcore.services.registry import model_version_activate
 from mlcore.services.rescoring import rescore_job_cancel
-from mlcore.services.training import model_version_activate, training_run_cancel, training_run_start
+from mlcore.services.training import training_run_cancel, training_run_start
 
 
 def _points(points: list[dict[str, float]], key: str) -> list[tuple[float, float]]:

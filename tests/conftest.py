@@ -134,10 +134,10 @@ def ml_settings(settings, tiny_encoder: Path, tmp_path: Path):
     settings.MLCORE_MAX_LENGTH = 16
     settings.MLCORE_RESCORE_CHUNK_SIZE = 4
     settings.MLCORE_MIN_TRAIN_STEPS = 0  # the tiny encoder learns the toy data in the epochs each test asks for
-    from mlcore.services import rescoring
+    from mlcore.services import scoring
 
-    rescoring._classifier.cache_clear()
-    rescoring._ZEROSHOT_CACHE.clear()
+    scoring._classifier.cache_clear()
+    scoring._ZEROSHOT_CACHE.clear()
     return settings
 
 

@@ -24,8 +24,9 @@ from mlcore.api.serializers import (
 from mlcore.models import LabelAudit, LabelIssue, ModelVersion, RescoreJob, TrainingRun
 from mlcore.selectors import product_suggestions
 from mlcore.services.label_audit import label_audit_cancel, label_audit_start
+from mlcore.services.registry import model_version_activate
 from mlcore.services.rescoring import rescore_job_cancel, rescore_job_start
-from mlcore.services.training import model_version_activate, training_run_cancel, training_run_start
+from mlcore.services.training import training_run_cancel, training_run_start
 
 
 class ActivateSerializer(serializers.Serializer[Any]):

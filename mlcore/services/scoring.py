@@ -1,30 +1,193 @@
-"""Every product has suggestions: products created, edited or imported are scored on their own, a few hundred at a
-time, by the serving version (zero-shot before there is one), instead of waiting for the next full re-score. The
-backlog table is the durable part: a debounced task drains it after each change, beat drains it every minute, and a
-version's switch tops it up with the products its re-score did not reach (created while it ran)."""
+"""Scoring products: the cached inference models (a version's classifier, the zero-shot scorer) and the writing of
+their predictions. Every product has suggestions: products created, edited or imported are scored on their own, a few
+hundred at a time, by the serving version (zero-shot before there is one), instead of waiting for the next full
+re-score. The backlog table is the durable part: a debounced task drains it after each change, beat drains it every
+minute, and a version's switch tops it up with the products its re-score did not reach (created while it ran)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable
 from datetime import datetime
+from functools import lru_cache
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from catalog.models import Product
+from catalog.models import Category, Product
 from core.models import UNFINISHED
-from mlcore.models import Prediction, RescoreJob, ScoringBacklog
+from mlcore.models import (
+    ModelVersion,
+    Prediction,
+    RescoreJob,
+    ScoringBacklog,
+)
 from mlcore.selectors import serving_version
-from mlcore.services.rescoring import predictions_write, score_products
+from mlcore.services.datasets import category_hierarchy
 
 logger = logging.getLogger(__name__)
 
+
 SCHEDULED_KEY = "mlcore:scoring-backlog-scheduled"
+
+
+def base_model_path() -> str:
+    if settings.MLCORE_BASE_MODEL:
+        return str(settings.MLCORE_BASE_MODEL)
+    from mlcore.engine.artifacts import default_base_model
+
+    return default_base_model()
+
+
+def score_products(*, version_id: int | None, products: list[tuple[int, str, str, str]]) -> list[dict[str, Any]]:
+    """Top-k categories for (id, title, brand, description) rows, from a version's classifier or zero-shot."""
+    from mlcore.engine.text import product_text
+    from mlcore.engine.types import ProductText
+
+    if not products:
+        return []
+    texts = [product_text(ProductText(title=t, brand=b, description=d)) for _, t, b, d in products]
+    k = settings.MLCORE_TOP_K
+    backoff: list[tuple[int | None, float | None]] = [(None, None)] * len(products)
+    from mlcore.engine.hierarchy import margin_and_entropy
+
+    if version_id is None:
+        scorer, candidates, pks = _zeroshot()
+        nodes, probabilities = scorer.top_k(texts, candidates, k=k)
+        category_ids = [[pks[n] for n in row] for row in nodes]
+        # The same uncertainty measures the classifier reports, over the top-k candidates' softmax.
+        margins, entropies = margin_and_entropy(probabilities)
+    else:
+        classifier = _classifier(ModelVersion.objects.get(pk=version_id).artifact_path)
+        predictions = classifier.predict(texts, top_k=k, keep_probabilities=True)
+        category_ids = [[int(classifier.labels[i]) for i in row] for row in predictions.top_indices]
+        probabilities, margins, entropies = predictions.top_probabilities, predictions.margin, predictions.entropy
+        backoff = _backoff(classifier.labels, predictions.probabilities)
+    return [
+        {
+            "product_id": pk,
+            "top": [[c, round(float(p), 5)] for c, p in zip(ids, probs, strict=True)],
+            "category_id": ids[0],
+            "confidence": float(probs[0]),
+            "margin": float(margin),
+            "entropy": float(entropy),
+            "backoff_category_id": back[0],
+            "backoff_confidence": back[1],
+        }
+        for (pk, *_), ids, probs, margin, entropy, back in zip(
+            products, category_ids, probabilities, margins, entropies, backoff, strict=True
+        )
+    ]
+
+
+def _backoff(labels: list[str], probabilities: Any) -> list[tuple[int | None, float | None]]:
+    """Roll the classes' probabilities up the tree and keep the deepest node above the threshold."""
+    from mlcore.engine.hierarchy import Rollup
+
+    hierarchy, pks = category_hierarchy()
+    chosen, confidence = Rollup.build(hierarchy, labels).backoff(
+        probabilities, threshold=settings.MLCORE_BACKOFF_THRESHOLD
+    )
+    return [(pks[c], float(p)) if c >= 0 else (None, None) for c, p in zip(chosen, confidence, strict=True)]
+
+
+@lru_cache(maxsize=2)
+def _classifier(artifact_path: str) -> Any:
+    """One loaded model per worker process and version (a worker serves many chunks)."""
+    from mlcore.engine.prediction import Classifier
+
+    return Classifier(
+        artifact_path,
+        device=settings.MLCORE_DEVICE,
+        max_length=settings.MLCORE_MAX_LENGTH,
+        quantize=settings.MLCORE_QUANTIZE,
+    )
+
+
+def _zeroshot() -> tuple[Any, list[int], list[int]]:
+    from mlcore.engine.zeroshot import CategoryTexts, Encoder, ZeroShotScorer
+
+    hierarchy, pks = category_hierarchy()
+    key = (len(pks), Category.objects.order_by("-updated_at").values_list("updated_at", flat=True).first())
+    cached = _ZEROSHOT_CACHE.get("scorer")
+    if cached is None or cached[0] != key:
+        rows = {pk: (name, path) for pk, name, path in Category.objects.values_list("pk", "name_en", "full_path_en")}
+        texts = CategoryTexts(
+            hierarchy=hierarchy,
+            names=[rows[pk][0] for pk in pks],
+            paths=[rows[pk][1] for pk in pks],
+        )
+        model = base_model_path()
+        encoder = Encoder(model, device=settings.MLCORE_DEVICE, max_length=settings.MLCORE_MAX_LENGTH)
+        scorer = ZeroShotScorer(
+            encoder, texts, cache_dir=settings.MLCORE_ARTIFACT_DIR / "zeroshot-cache", model_name=model
+        )
+        cached = (key, scorer)
+        _ZEROSHOT_CACHE["scorer"] = cached
+    index = {pk: i for i, pk in enumerate(pks)}
+    return cached[1], [index[pk] for pk in zeroshot_candidates() if pk in index], pks
+
+
+_ZEROSHOT_CACHE: dict[str, Any] = {}
+
+
+def scoring_caches_clear() -> None:
+    """Drop this process's cached inference models and give their GPU memory back (a training run needs it)."""
+    _classifier.cache_clear()
+    _ZEROSHOT_CACHE.clear()
+    from mlcore.engine.device import release_memory
+
+    release_memory()
+
+
+def zeroshot_candidates() -> list[int]:
+    """Categories zero-shot may suggest: those the catalog already uses (when it uses at least two), else every
+    active leaf of the taxonomy (MLCORE_ZEROSHOT_CANDIDATES=leaves forces the latter)."""
+    if settings.MLCORE_ZEROSHOT_CANDIDATES == "used":
+        used = sorted(set(Product.objects.exclude(category=None).values_list("category_id", flat=True).distinct()))
+        if len(used) >= 2:
+            return used
+    return list(Category.objects.filter(has_children=False, is_active=True).values_list("pk", flat=True))
+
+
+def predictions_write(*, rows: list[dict[str, Any]], version_id: int | None) -> None:
+    """PostgreSQL: one COPY, rows formatted by psycopg's C code (bench/rescore.py: ~55x bulk_update of the same
+    columns, both timed to their commit, where PostgreSQL runs the deferred foreign-key checks). Elsewhere:
+    bulk_create."""
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        now = timezone.now()
+        with (
+            connection.cursor() as cursor,
+            cursor.connection.cursor().copy(
+                "COPY mlcore_prediction (product_id, model_version_id, top, category_id, confidence, margin, entropy, "
+                "backoff_category_id, backoff_confidence, created_at) FROM STDIN"
+            ) as copy,
+        ):
+            for row in rows:
+                copy.write_row(
+                    (
+                        row["product_id"],
+                        version_id,
+                        json.dumps(row["top"]),
+                        row["category_id"],
+                        row["confidence"],
+                        row["margin"],
+                        row["entropy"],
+                        row.get("backoff_category_id"),
+                        row.get("backoff_confidence"),
+                        now,
+                    )
+                )
+        return
+    Prediction.objects.bulk_create([Prediction(model_version_id=version_id, **row) for row in rows], batch_size=500)
 
 
 def scoring_backlog_add(*, product_ids: Iterable[int]) -> int:

@@ -192,7 +192,7 @@ def cluster(transactional_db, settings, tiny_encoder: Path, tmp_path: Path) -> I
     settings.MLCORE_MAX_LENGTH = 16
     settings.MLCORE_QUANTIZE = False
     settings.MLCORE_LABEL_AUDIT_AFTER_TRAINING = False
-    from mlcore.services.rescoring import scoring_caches_clear
+    from mlcore.services.scoring import scoring_caches_clear
 
     scoring_caches_clear()
     logs = tmp_path / "logs"

@@ -97,7 +97,8 @@ def test_the_web_process_never_imports_torch():
     script = (
         "import sys, django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings'); django.setup();"
         "from django.urls import get_resolver; get_resolver().url_patterns;"
-        "import mlcore.api.views, mlcore.services.training, mlcore.services.rescoring, mlcore.tasks;"
+        "import mlcore.api.views, mlcore.services.training, mlcore.services.registry;"
+        "import mlcore.services.scoring, mlcore.tasks;"
         "print('torch' in sys.modules, 'transformers' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)

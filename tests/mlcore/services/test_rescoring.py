@@ -81,7 +81,8 @@ def test_starting_a_job_twice_returns_the_unfinished_one(version: ModelVersion):
 def test_activating_another_version_cancels_the_old_versions_rescoring(
     version: ModelVersion, admin_user, django_capture_on_commit_callbacks
 ):
-    from mlcore.services.training import model_version_activate, training_run_execute, training_run_start
+    from mlcore.services.registry import model_version_activate
+    from mlcore.services.training import training_run_execute, training_run_start
 
     old_job = version.rescore_jobs.get()
     with django_capture_on_commit_callbacks(execute=False):
@@ -115,7 +116,7 @@ def test_predictions_carry_the_deepest_confident_category(version: ModelVersion,
 def test_old_versions_predictions_are_pruned_beyond_what_a_rollback_keeps(labelled_catalog):
     from catalog.models import Category
     from mlcore.models import ModelVersionStatus
-    from mlcore.services.rescoring import predictions_prune
+    from mlcore.services.registry import predictions_prune
 
     product = Product.objects.first()
     versions = []

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+
+from catalog.models import Product
+from core.errors import ApplicationError
+
+
+def test_the_retraining_policy_by_count_schedule_and_minimum_interval(
+    ml_settings, labelled_catalog, manager, small_tree, settings, django_capture_on_commit_callbacks
+):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from catalog.services.labels import product_category_set
+    from mlcore.services.policy import retraining_check, retraining_due, retraining_policy_update
+
+    settings.LABELING_RETRAIN_EVERY = 0
+    policy = retraining_policy_update(user=manager, after_labels=2, daily_at=None, min_interval_minutes=30)
+    assert policy.after_labels == 2
+    assert retraining_due() is not None  # 20 verified labels from the labeling workflow and no run yet
+    with django_capture_on_commit_callbacks(execute=False):
+        first = retraining_check()
+    assert first is not None
+    assert retraining_due() is None  # nothing new since, and within the interval
+    for sku in ("U000", "U001"):
+        product = Product.objects.get(sku=sku)
+        product_category_set(
+            product_id=product.pk,
+            category_id=small_tree["dish"].pk,
+            expected_version=product.version,
+            source="annotation",
+            actor=manager,
+            verified=True,
+        )
+    assert retraining_due() is None  # 2 new labels, but 30 minutes have not passed
+    later = timezone.now() + dt.timedelta(minutes=31)
+    assert "2 new verified labels" in retraining_due(now=later)
+
+    retraining_policy_update(user=manager, after_labels=0, daily_at=dt.time(3, 0), min_interval_minutes=30)
+    local = timezone.localtime(later)
+    before_three = timezone.make_aware(dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(2, 59)))
+    after_three = before_three + dt.timedelta(minutes=2)
+    assert retraining_due(now=before_three) is None
+    assert "daily run at 03:00" in retraining_due(now=after_three)
+    with pytest.raises(ApplicationError, match="negative"):
+        retraining_policy_update(user=manager, after_labels=-1, daily_at=None, min_interval_minutes=0)
+
+
+def test_only_admins_edit_the_policy_on_the_dashboard(admin_user, manager_client):
+    from django.test import Client
+    from django.urls import reverse
+
+    from accounts.roles import Role
+    from mlcore.services.policy import retraining_policy_get
+    from tests.factories import UserFactory
+
+    data = {"after_labels": 50, "daily_at": "02:30", "min_interval_minutes": 120}
+    assert manager_client.post(reverse("mlcore:policy"), data).status_code == 403
+    admin = Client()
+    admin.force_login(UserFactory(username="boss", role=Role.ADMIN))
+    assert admin.post(reverse("mlcore:policy"), data).status_code == 302
+    policy = retraining_policy_get()
+    assert (policy.after_labels, policy.daily_at.strftime("%H:%M"), policy.min_interval_minutes) == (50, "02:30", 120)
+    html = admin.get(reverse("mlcore:panel-policy")).content.decode()
+    assert "After 50 new verified labels" in html
+    assert "daily at 02:30" in html
+    bad = admin.post(reverse("mlcore:policy"), {**data, "after_labels": "-3"}, follow=True).content.decode()
+    assert "Check the retraining policy" in bad
+
+
+def test_labels_set_by_hand_do_not_start_a_run(ml_settings, labelled_catalog, manager):
+    """The demo seeds its labels by hand (source manual): a fresh `make demo` must not train by itself."""
+    from catalog.models import CategoryChange
+    from mlcore.services.policy import retraining_due, retraining_policy_update
+
+    CategoryChange.objects.filter(verified=True).update(source="manual")
+    retraining_policy_update(user=manager, after_labels=2, daily_at=None, min_interval_minutes=0)
+    assert retraining_due() is None
