@@ -187,6 +187,7 @@ HEADLINE = (
     "accuracy",
     "accuracy_interval",
     "macro_f1",
+    "macro_f1_interval",
     "weighted_f1",
     "ece",
     "ece_uncalibrated",

@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -194,6 +195,12 @@ def job_cancel(request: HttpRequest, kind: str, job_id: int) -> HttpResponse:
         cancel(job_id)
     except ApplicationError as exc:
         messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Cancel requested: a queued job ends now, a running one at its next step."))
+    # Back where the button was (the dashboard's jobs panel or the Models page), never to another site.
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        return redirect(back)
     return redirect("mlcore:dashboard")
 
 

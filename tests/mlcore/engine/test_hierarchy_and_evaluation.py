@@ -152,6 +152,23 @@ def test_macro_averages_count_only_the_classes_evaluated_and_accuracy_has_its_in
     low, high = metrics["accuracy_interval"]
     assert high == pytest.approx(1.0)
     assert low == pytest.approx(0.5101, abs=1e-3)  # 4 of 4 right proves little
+    assert metrics["macro_f1_interval"] == [pytest.approx(1.0), pytest.approx(1.0)]  # no resample holds a mistake
+
+
+def test_the_macro_f1_interval_narrows_with_more_test_items_and_holds_the_estimate():
+    from mlcore.engine.evaluation import macro_f1_interval
+
+    rng = np.random.default_rng(3)
+    widths = []
+    for n in (40, 4000):
+        truth = rng.integers(0, 8, n)
+        # 80 % right, mistakes spread over the other classes
+        predicted = np.where(rng.random(n) < 0.8, truth, (truth + rng.integers(1, 8, n)) % 8)
+        metrics = evaluate(truth.tolist(), np.eye(8, dtype=np.float32)[predicted], [f"c{i}" for i in range(8)])
+        low, high = macro_f1_interval(truth, predicted, n_classes=8)
+        assert low <= metrics["macro_f1"] <= high
+        widths.append(high - low)
+    assert widths[0] > 5 * widths[1]  # sqrt(100) = 10 in theory; the bootstrap gets close
 
 
 def test_temperature_scaling_lowers_the_calibration_error_of_an_overconfident_model():
