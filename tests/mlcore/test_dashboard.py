@@ -142,3 +142,32 @@ def test_a_version_page_in_depth_with_its_regressions_marked(manager_client, ann
     only_phones = manager_client.get(url, {"subtree": small_tree["el"].pk}).content.decode().split('id="per-class"')[1]
     assert "Phones" in only_phones
     assert "Dishwashers" not in only_phones
+
+
+def test_an_admin_cancels_a_run_from_the_dashboards_jobs_panel(manager_client):
+    from accounts.roles import Role
+    from core.models import JobStatus
+    from mlcore.models import ModelVersion, TrainingRun
+    from tests.factories import UserFactory
+
+    version = ModelVersion.objects.create(number=7, base_model="x")
+    run = TrainingRun.objects.create(model_version=version)
+    admin = Client()
+    admin.force_login(UserFactory(username="boss", role=Role.ADMIN))
+    panel = admin.get(reverse("mlcore:panel-model")).content.decode()
+    cancel = reverse("mlcore:job-cancel", args=["runs", run.pk])
+    assert cancel in panel
+    assert 'name="next" value="/dashboard/"' in panel
+    # Managers look, they do not cancel.
+    assert cancel not in manager_client.get(reverse("mlcore:panel-model")).content.decode()
+    assert manager_client.post(cancel, {"next": "/dashboard/"}).status_code == 403
+
+    response = admin.post(cancel, {"next": "/dashboard/"})
+    assert (response.status_code, response["Location"]) == (302, "/dashboard/")
+    run.refresh_from_db()
+    assert run.status == JobStatus.CANCELLED  # queued: it ends at once
+    assert cancel not in admin.get(reverse("mlcore:panel-model")).content.decode()
+    # Back to where the button was, never to another site.
+    other = TrainingRun.objects.create(model_version=ModelVersion.objects.create(number=8, base_model="x"))
+    response = admin.post(reverse("mlcore:job-cancel", args=["runs", other.pk]), {"next": "https://evil.example/"})
+    assert response["Location"] == reverse("mlcore:dashboard")
