@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from catalog.models import Category, Product
+from catalog.selectors import catalog_coverage
 from core.errors import NotFoundError
 from labeling.estimates import Estimate, Verdicts, calibration_bins, test_precision_at
 from labeling.models import (
@@ -162,8 +163,13 @@ def labels_overview(*, days: int = 14, top: int = 12) -> dict[str, Any]:
     several = twice.count()
     agreeing = twice.filter(answers=1).count()
     version = serving_version()
-    unverified = Product.objects.filter(is_verified=False)
+    coverage = catalog_coverage()
+    # Products the uncertainty queue can hand out: unverified ones with a prediction of the serving version, counted
+    # as all its predictions less the verified products' (one index-only count and a small join, where the semi-join
+    # of every unverified product took 130 ms at 200k products).
+    predicted = Prediction.objects.filter(model_version=version)
     return {
+        "coverage": coverage,
         "per_category": per_category,
         "per_category_max": max((row["n"] for row in per_category), default=0),
         "per_day": [
@@ -173,10 +179,8 @@ def labels_overview(*, days: int = 14, top: int = 12) -> dict[str, Any]:
         "several": several,
         "agreeing": agreeing,
         "queue": {
-            "uncertainty": unverified.filter(
-                pk__in=Prediction.objects.filter(model_version=version).values("product_id")
-            ).count(),
-            "random": unverified.count(),
+            "uncertainty": predicted.count() - predicted.filter(product__is_verified=True).count(),
+            "random": coverage["total"] - coverage["verified"],
             "review": ReviewItem.objects.filter(resolved_at__isnull=True).count(),
         },
     }

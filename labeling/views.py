@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from catalog.selectors import catalog_coverage, category_search, product_history
+from catalog.selectors import category_search, product_history
 from core.errors import ApplicationError
 from core.http import HtmxHttpRequest, signed_in
 from labeling.models import LabelingQueue
@@ -199,4 +199,4 @@ def agreement(request: HttpRequest) -> HttpResponse:
 @require_GET
 def panel_labels(request: HttpRequest) -> HttpResponse:
     """The dashboard's labels panel (composed by hx-get on /dashboard/)."""
-    return render(request, "labeling/partials/panel_labels.html", {"coverage": catalog_coverage(), **labels_overview()})
+    return render(request, "labeling/partials/panel_labels.html", labels_overview())

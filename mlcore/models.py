@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -24,6 +26,30 @@ class ModelVersionStatus(models.TextChoices):
     FAILED = "failed", _("failed")
 
 
+HEADLINE = (
+    "n",
+    "classes_evaluated",
+    "accuracy",
+    "accuracy_interval",
+    "macro_f1",
+    "macro_f1_interval",
+    "weighted_f1",
+    "ece",
+    "ece_uncalibrated",
+    "coverage_at_95",
+    "coverage_at_99",
+)
+
+
+def headline_of(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A version's headline: the test metrics every list shows, and the calibration temperature."""
+    test = (metrics or {}).get("test") or {}
+    return {
+        **{key: test[key] for key in HEADLINE if key in test},
+        "temperature": (metrics or {}).get("temperature"),
+    }
+
+
 class ModelVersion(models.Model):
     number = models.PositiveIntegerField(unique=True)
     base_model = models.CharField(max_length=500)
@@ -32,6 +58,9 @@ class ModelVersion(models.Model):
     # Counts per category and the product ids of each split, as trained: a version can always be explained.
     data_snapshot = models.JSONField(default=dict)
     metrics = models.JSONField(default=dict, blank=True)
+    # The few test metrics a list or a panel shows (HEADLINE), copied from `metrics` on every save: the stored
+    # metrics of a 5,000-class version weigh a megabyte, and PostgreSQL reads all of it to pull one key out.
+    headline = models.JSONField(default=dict, blank=True, editable=False)
     artifact_path = models.CharField(max_length=1000, blank=True)
     status = models.CharField(max_length=20, choices=ModelVersionStatus.choices, default=ModelVersionStatus.TRAINING)
     # Suggestions come from this version: set when its re-scoring job completes, never before.
@@ -67,6 +96,14 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"v{self.number} ({self.get_status_display()})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if "metrics" not in self.get_deferred_fields():
+            self.headline = headline_of(self.metrics)
+            fields = kwargs.get("update_fields")
+            if fields is not None and "metrics" in fields:
+                kwargs["update_fields"] = {*fields, "headline"}
+        super().save(*args, **kwargs)
 
     @property
     def label(self) -> str:

@@ -3,14 +3,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db.models import QuerySet
+
 from catalog.models import Category, Product
-from mlcore.models import ModelVersion, Prediction, RescoreJob, ScoringBacklog, TrainingRun
+from mlcore.models import ModelVersion, ModelVersionStatus, Prediction, RescoreJob, ScoringBacklog, TrainingRun
 
 logger = logging.getLogger(__name__)
 
 
 def serving_version() -> ModelVersion | None:
-    return ModelVersion.objects.filter(is_serving=True).first()
+    """The version whose predictions serve. Its metrics and data snapshot load only if read: every workspace item
+    and suggestion asks for the serving version, and at 5,000 classes those weigh a megabyte."""
+    return ModelVersion.objects.defer("metrics", "data_snapshot").filter(is_serving=True).first()
 
 
 def product_confident_category(*, product: Product) -> tuple[Category, float] | None:
@@ -79,8 +83,9 @@ def workers_status(*, timeout: float = 2.0) -> list[dict[str, Any]]:
         for name, status in reply.items()
     ]
     workers.sort(key=lambda worker: worker["name"])
-    if workers:  # "no worker answered" is asked again next time, not remembered
-        cache.set(WORKERS_CACHE_KEY, workers, timeout=10)
+    # "No worker answered" is remembered too, for less time: asking again costs the whole timeout, and a panel
+    # polled by several admins would wait that long on every poll while the workers are down.
+    cache.set(WORKERS_CACHE_KEY, workers, timeout=10 if workers else 5)
     return workers
 
 
@@ -94,10 +99,12 @@ def dashboard_jobs() -> dict[str, Any]:
     """Training runs and re-scoring jobs that are not finished, the last few that ended, and the scoring backlog."""
     from core.models import FINISHED, UNFINISHED
 
-    light = ("losses", "evaluations")  # the curves: drawn on the Models page, not needed here
+    light = ("losses", "evaluations", *VERSION_HEAVY)  # the curves: drawn on the Models page, not needed here
     return {
         "runs": list(TrainingRun.objects.filter(status__in=UNFINISHED).select_related("model_version").defer(*light)),
-        "rescores": list(RescoreJob.objects.filter(status__in=UNFINISHED).select_related("model_version")),
+        "rescores": list(
+            RescoreJob.objects.filter(status__in=UNFINISHED).select_related("model_version").defer(*VERSION_HEAVY)
+        ),
         "ended_runs": list(
             TrainingRun.objects.filter(status__in=FINISHED)
             .select_related("model_version")
@@ -113,37 +120,35 @@ def dashboard_jobs() -> dict[str, Any]:
 CLASS_SORTS = {"f1": "f1", "precision": "precision", "recall": "recall", "support": "support", "delta": "delta"}
 
 
-def version_report(*, version: ModelVersion, sort: str = "f1", subtree: Category | None = None) -> dict[str, Any]:
+CLASSES_PER_PAGE = 100
+
+
+def version_report(
+    *, version: ModelVersion, sort: str = "f1", subtree: Category | None = None, page: int = 1
+) -> dict[str, Any]:
     """What a version's page shows, from what was stored when it was evaluated (no model call): the per-class table
-    (with its F1 against the version it was compared with, on the same frozen test items), the confused pairs and the
-    same aggregated by parent category, and the training data's counts. One category query for every path."""
+    (with its F1 against the version it was compared with, on the same frozen test items), sorted over every class and
+    shown CLASSES_PER_PAGE rows at a time (5,000 rows are a megabyte of HTML nobody scrolls), the confused pairs and the
+    same aggregated by parent category, and the training data's counts. Category paths are read for what is shown
+    (a page of rows, the pairs and their parents), as tuples: sorting needs only the stored scores, and a subtree
+    only the ids under it."""
     test = version.metrics.get("test", {})
     per_class: dict[str, dict[str, float]] = test.get("per_class", {})
     comparison = version.metrics.get("comparison") or {}
     before = comparison.get("per_class", {})
     pairs = test.get("confused_pairs", [])
-    counts: dict[str, int] = version.data_snapshot.get("counts", {})
-    ids = {int(label) for label in per_class if label.isdigit()}
-    ids |= {int(label) for pair in pairs for label in pair[:2] if str(label).isdigit()}
-    categories = Category.objects.in_bulk(ids)
-    parents = {pk: c.parent_id for pk, c in categories.items()}
-    categories.update(Category.objects.in_bulk({p for p in parents.values() if p} - set(categories)))
-
-    def name(label: Any) -> str:
-        category = categories.get(int(label)) if str(label).isdigit() else None
-        return category.full_path_en if category else str(label)
-
-    rows = []
+    within: set[str] | None = None
+    if subtree is not None:
+        within = {str(pk) for pk in Category.objects.filter(path__startswith=subtree.path).values_list("pk", flat=True)}
+    rows: list[dict[str, Any]] = []
     for label, row in per_class.items():
-        category = categories.get(int(label)) if label.isdigit() else None
-        if subtree is not None and (category is None or not category.path.startswith(subtree.path)):
+        if within is not None and label not in within:
             continue
         was = before.get(label, {}).get("f1-score")
         f1 = float(row.get("f1-score", 0.0))
         rows.append(
             {
                 "label": label,
-                "path": name(label),
                 "precision": float(row.get("precision", 0.0)),
                 "recall": float(row.get("recall", 0.0)),
                 "f1": f1,
@@ -162,14 +167,42 @@ def version_report(*, version: ModelVersion, sort: str = "f1", subtree: Category
         return (False, -float(value) if key == "support" else float(value))
 
     rows.sort(key=order)
+    pages = max(1, -(-len(rows) // CLASSES_PER_PAGE))
+    page = min(max(page, 1), pages)
+    shown = rows[(page - 1) * CLASSES_PER_PAGE : page * CLASSES_PER_PAGE]
+
+    def ids_of(labels: Any) -> set[int]:
+        return {int(label) for label in labels if str(label).isdigit()}
+
+    fields = ("pk", "parent_id", "full_path_en")
+    categories = {
+        row[0]: row
+        for row in Category.objects.filter(
+            pk__in=ids_of(r["label"] for r in shown) | ids_of(label for pair in pairs for label in pair[:2])
+        ).values_list(*fields)
+    }
+    parents = {pk: row[1] for pk, row in categories.items()}
+    missing = {p for p in parents.values() if p} - set(categories)
+    categories.update({row[0]: row for row in Category.objects.filter(pk__in=missing).values_list(*fields)})
+
+    def name(label: Any) -> str:
+        category = categories.get(int(label)) if str(label).isdigit() else None
+        return category[2] if category else str(label)
+
+    for line in shown:
+        line["path"] = name(line["label"])
     by_parent: dict[tuple[str, str], int] = {}
     for true_label, predicted_label, n in pairs:
         t = parents.get(int(true_label)) if str(true_label).isdigit() else None
         p = parents.get(int(predicted_label)) if str(predicted_label).isdigit() else None
         key_pair = (name(t) if t else "—", name(p) if p else "—")
         by_parent[key_pair] = by_parent.get(key_pair, 0) + int(n)
+    counts = version_training_counts(version_id=version.pk)
     return {
-        "classes": rows,
+        "classes": shown,
+        "classes_total": len(rows),
+        "page": page,
+        "pages": pages,
         "regressed": [r for r in rows if r["delta"] is not None and r["delta"] < -0.10 and r["support"] >= 5],
         "pairs": [{"true": name(t), "predicted": name(p), "n": n} for t, p, n in pairs[:20]],
         "pairs_by_parent": [
@@ -182,30 +215,40 @@ def version_report(*, version: ModelVersion, sort: str = "f1", subtree: Category
     }
 
 
-HEADLINE = (
-    "n",
-    "accuracy",
-    "accuracy_interval",
-    "macro_f1",
-    "macro_f1_interval",
-    "weighted_f1",
-    "ece",
-    "ece_uncalibrated",
-    "coverage_at_95",
-)
+def version_training_counts(*, version_id: int) -> dict[str, int]:
+    """Verified labels per category the version trained on, without the ids the snapshot also keeps (tens of
+    thousands of them in a big catalog)."""
+    from django.db.models.fields.json import KeyTransform
+
+    row = (
+        ModelVersion.objects.filter(pk=version_id)
+        .annotate(counts=KeyTransform("counts", "data_snapshot"))
+        .values_list("counts", flat=True)
+        .first()
+    )
+    return row or {}
+
+
+def _headlined(versions: QuerySet[ModelVersion]) -> list[ModelVersion]:
+    """Versions without their stored metrics and data snapshot (a megabyte each at 5,000 classes): a list or a
+    panel reads `headline`, written with the metrics."""
+    return list(versions.defer("metrics", "data_snapshot"))
 
 
 def versions_listed(*, limit: int = 20) -> list[ModelVersion]:
-    """The Models page's versions with only their headline test metrics (as `headline`): the stored metrics hold a
-    per-class report of every class evaluated (thousands of rows at 10k classes), which a list never reads."""
-    from django.db.models.fields.json import KeyTransform
+    """The Models page's versions, newest first, with their headline metrics."""
+    return _headlined(ModelVersion.objects.select_related("created_by", "activated_by")[:limit])
 
-    keys = {f"h_{key}": KeyTransform(key, KeyTransform("test", "metrics")) for key in HEADLINE}
-    versions = list(
-        ModelVersion.objects.select_related("created_by", "activated_by")
-        .defer("metrics", "data_snapshot")
-        .annotate(**keys)[:limit]
-    )
-    for version in versions:
-        version.headline = {key: getattr(version, f"h_{key}") for key in HEADLINE}  # type: ignore[attr-defined]
-    return versions
+
+def serving_and_active_headlined() -> tuple[ModelVersion | None, ModelVersion | None]:
+    """The version whose predictions serve and the active one (re-scoring until it serves), headline metrics only."""
+    from django.db.models import Q
+
+    rows = _headlined(ModelVersion.objects.filter(Q(is_serving=True) | Q(status=ModelVersionStatus.ACTIVE)))
+    serving = next((v for v in rows if v.is_serving), None)
+    active = next((v for v in rows if v.status == ModelVersionStatus.ACTIVE), None)
+    return serving, active
+
+
+# Runs and jobs name their version: its label, never its stored metrics or data snapshot.
+VERSION_HEAVY = ("model_version__metrics", "model_version__data_snapshot")

@@ -20,11 +20,12 @@ from core.http import HtmxHttpRequest, signed_in
 from mlcore.forms import RetrainingPolicyForm, TrainingStartForm
 from mlcore.models import LabelAudit, ModelVersion, RescoreJob, TrainingRun
 from mlcore.selectors import (
+    VERSION_HEAVY,
     dashboard_jobs,
     product_confident_category,
     product_suggestions,
     queue_lengths,
-    serving_version,
+    serving_and_active_headlined,
     version_report,
     versions_listed,
     workers_status,
@@ -34,6 +35,8 @@ from mlcore.services.policy import new_labels_since_last_run, retraining_policy_
 from mlcore.services.registry import model_version_activate
 from mlcore.services.rescoring import rescore_job_cancel
 from mlcore.services.training import training_run_cancel, training_run_start
+
+MAX_CHART_POINTS = 200
 
 
 def _points(points: list[dict[str, float]], key: str) -> list[tuple[float, float]]:
@@ -58,6 +61,10 @@ def _chart(
     """An SVG line chart's polyline and its axes' ends (server-side: no chart library, no CDN)."""
     if len(points) < 2:
         return None
+    if len(points) > MAX_CHART_POINTS:
+        # A 2,000-step loss curve drawn 360 px wide: every n-th point (and the last) looks the same and weighs a tenth.
+        step = -(-len(points) // MAX_CHART_POINTS)
+        points = [*points[::step][: MAX_CHART_POINTS - 1], points[-1]]
     xs, ys = [x for x, _ in points], [y for _, y in points]
     x0, x1 = x_range or (min(xs), max(xs))
     y0, y1 = y_range or (min(ys), max(ys))
@@ -73,6 +80,7 @@ def version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
     """A version in depth, from what was stored when it was evaluated: no model is loaded for this page."""
     version = (
         ModelVersion.objects.select_related("warm_started_from", "created_by", "activated_by")
+        .defer("data_snapshot", "warm_started_from__metrics", "warm_started_from__data_snapshot")
         .filter(pk=version_id)
         .first()
     )
@@ -81,6 +89,7 @@ def version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
     raw = request.GET.get("subtree", "")
     subtree = Category.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
     sort = request.GET.get("sort", "f1")
+    page = request.GET.get("page", "1")
     test = version.metrics.get("test", {})
     run = TrainingRun.objects.filter(model_version=version).first()
     curve = test.get("precision_coverage") or []
@@ -117,7 +126,7 @@ def version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
                 ("precision", _("precision, lowest first")),
                 ("recall", _("recall, lowest first")),
             ],
-            **version_report(version=version, sort=sort, subtree=subtree),
+            **version_report(version=version, sort=sort, subtree=subtree, page=int(page) if page.isdigit() else 1),
         },
     )
 
@@ -126,14 +135,14 @@ def version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
 @permission_required("mlcore.view_modelversion", raise_exception=True)
 @require_GET
 def dashboard(request: HtmxHttpRequest) -> HttpResponse:
-    runs = list(TrainingRun.objects.select_related("model_version").order_by("-created_at")[:10])
+    runs = list(TrainingRun.objects.select_related("model_version").defer(*VERSION_HEAVY).order_by("-created_at")[:10])
     for run in runs:
         run.loss_curve = _curve(run.losses, "loss")  # type: ignore[attr-defined]
         run.f1_curve = _curve(run.evaluations, "macro_f1")  # type: ignore[attr-defined]
     context = {
         "versions": versions_listed(),
         "runs": runs,
-        "jobs": RescoreJob.objects.select_related("model_version")[:10],
+        "jobs": RescoreJob.objects.select_related("model_version").defer(*VERSION_HEAVY)[:10],
         "audits": LabelAudit.objects.all()[:5],
         "form": TrainingStartForm(),
         "busy": any(r.status in ("queued", "running") for r in runs)
@@ -257,8 +266,7 @@ def panel_model(request: HttpRequest) -> HttpResponse:
         request,
         "mlcore/partials/panel_model.html",
         {
-            "serving": serving_version(),
-            "active": ModelVersion.objects.filter(status="active").first(),
+            **dict(zip(("serving", "active"), serving_and_active_headlined(), strict=True)),
             **dashboard_jobs(),
         },
     )

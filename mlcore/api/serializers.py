@@ -35,20 +35,7 @@ class ModelVersionSerializer(serializers.ModelSerializer[ModelVersion]):
         ]
 
     def get_summary(self, version: ModelVersion) -> dict[str, Any]:
-        test = version.metrics.get("test", {})
-        keys = (
-            "n",
-            "accuracy",
-            "accuracy_interval",
-            "classes_evaluated",
-            "macro_f1",
-            "weighted_f1",
-            "ece",
-            "ece_uncalibrated",
-            "coverage_at_95",
-            "coverage_at_99",
-        )
-        return {key: test[key] for key in keys if key in test}
+        return {key: value for key, value in version.headline.items() if key != "temperature"}
 
 
 class TrainingRunSerializer(serializers.ModelSerializer[TrainingRun]):

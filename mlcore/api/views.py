@@ -22,7 +22,7 @@ from mlcore.api.serializers import (
     TrainingRunSerializer,
 )
 from mlcore.models import LabelAudit, LabelIssue, ModelVersion, RescoreJob, TrainingRun
-from mlcore.selectors import product_suggestions
+from mlcore.selectors import VERSION_HEAVY, product_suggestions, version_training_counts
 from mlcore.services.label_audit import label_audit_cancel, label_audit_start
 from mlcore.services.registry import model_version_activate
 from mlcore.services.rescoring import rescore_job_cancel, rescore_job_start
@@ -38,7 +38,7 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet[ModelVersion]):
     permission_classes = [RequiredPermission]
     read_perm = "mlcore.view_modelversion"
     write_perm = "mlcore.change_modelversion"
-    queryset = ModelVersion.objects.all()
+    queryset = ModelVersion.objects.defer("metrics", "data_snapshot")
     filter_backends: list[Any] = []
 
     @action(detail=True, methods=["get"])
@@ -46,7 +46,7 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet[ModelVersion]):
         """Every metric of the version: test set (accuracy, P/R/F1, per class, confusion, per level, ECE, coverage)
         and validation, plus its data snapshot's counts per category."""
         version = self.get_object()
-        return Response({**version.metrics, "counts": version.data_snapshot.get("counts", {})})
+        return Response({**version.metrics, "counts": version_training_counts(version_id=version.pk)})
 
     @extend_schema(request=ActivateSerializer, responses=ModelVersionSerializer)
     @action(detail=True, methods=["post"])
@@ -69,7 +69,7 @@ class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     permission_classes = [RequiredPermission]
     read_perm = "mlcore.view_trainingrun"
     write_perm = "mlcore.add_trainingrun"
-    queryset = TrainingRun.objects.select_related("model_version")
+    queryset = TrainingRun.objects.select_related("model_version").defer(*VERSION_HEAVY)
     filter_backends: list[Any] = []
 
     @extend_schema(request=TrainingRunCreateSerializer, responses={202: TrainingRunSerializer})
@@ -91,7 +91,7 @@ class RescoreJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     permission_classes = [RequiredPermission]
     read_perm = "mlcore.view_rescorejob"
     write_perm = "mlcore.add_rescorejob"
-    queryset = RescoreJob.objects.select_related("model_version")
+    queryset = RescoreJob.objects.select_related("model_version").defer(*VERSION_HEAVY)
     filter_backends: list[Any] = []
 
     @extend_schema(request=None, responses={202: RescoreJobSerializer})

@@ -171,3 +171,39 @@ def test_an_admin_cancels_a_run_from_the_dashboards_jobs_panel(manager_client):
     other = TrainingRun.objects.create(model_version=ModelVersion.objects.create(number=8, base_model="x"))
     response = admin.post(reverse("mlcore:job-cancel", args=["runs", other.pk]), {"next": "https://evil.example/"})
     assert response["Location"] == reverse("mlcore:dashboard")
+
+
+def test_a_big_version_page_is_paged_sorted_over_every_class_and_lists_read_its_headline(manager_client, settings):
+    from catalog.models import Category
+    from mlcore.models import ModelVersion
+    from tests.factories import CategoryFactory
+
+    root = CategoryFactory(name_en="Root")
+    leaves = [CategoryFactory(parent=root, name_en=f"Leaf {i:03d}") for i in range(250)]
+    # F1 falls with the index: the worst class is the last created, and it must lead page 1 of 3.
+    per_class = {
+        str(c.pk): {"precision": 1.0, "recall": 1.0, "f1-score": 1 - i / 250, "support": 2}
+        for i, c in enumerate(leaves)
+    }
+    test = {"n": 500, "accuracy": 0.5, "macro_f1": 0.5, "macro_f1_interval": [0.45, 0.55], "per_class": per_class}
+    version = ModelVersion.objects.create(number=9, base_model="x", metrics={"temperature": 1.2, "test": test})
+    assert version.headline["macro_f1_interval"] == [0.45, 0.55]  # written with the metrics
+    assert version.headline["temperature"] == 1.2
+    assert "per_class" not in version.headline
+    url = reverse("mlcore:version-detail", args=[version.pk])
+    first = manager_client.get(url).content.decode()
+    assert "Page 1 of 3 (250 classes" in first
+    table = first.split('id="per-class"')[1].split("</table>")[0]
+    assert "Leaf 249" in table
+    assert "Leaf 000" not in table
+    third = manager_client.get(url, {"page": 3}).content.decode().split('id="per-class"')[1].split("</table>")[0]
+    assert "Leaf 000" in third
+    assert manager_client.get(url, {"page": "99"}).status_code == 200  # past the end: the last page
+    # A version saved again with new metrics refreshes its headline, also through update_fields.
+    version.metrics = {"test": {**test, "macro_f1": 0.6}}
+    version.save(update_fields=["metrics"])
+    assert ModelVersion.objects.get(pk=version.pk).headline["macro_f1"] == 0.6
+    # The Models list shows the headline without reading the stored metrics.
+    html = manager_client.get(reverse("mlcore:dashboard")).content.decode()
+    assert "[0.45\u20130.55]" in html
+    assert Category.objects.count() == 251
