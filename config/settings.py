@@ -201,6 +201,8 @@ CELERY_TASK_ROUTES = {
     "mlcore.tasks.label_audit_task": {"queue": "training"},
     "mlcore.tasks.rescore_chunk_task": {"queue": "scoring"},
     "mlcore.tasks.scoring_backlog_task": {"queue": "scoring"},
+    # Seconds on a CPU, beside the scoring it starts: never behind a training run.
+    "mlcore.tasks.fast_version_task": {"queue": "scoring"},
 }
 CELERY_TASK_ACKS_LATE = False  # per task: only the idempotent ones (core.tasks.durable_task) are acked late
 # One message at a time per process: a long ML task must not hold a second one hostage.
@@ -325,6 +327,11 @@ LABELING_STRATEGY_WEIGHTS = {"uncertainty": 0.6, "disagreement": 0.2, "random": 
 # Stored predictions kept for rollback: the serving and active versions' and this many more recent ones (the rest are
 # pruned after each switch; a rollback to a pruned version re-scores the catalog).
 MLCORE_KEEP_VERSIONS = env.int("MLCORE_KEEP_VERSIONS", default=2)
+# The fast head (class centroids of stored embeddings): fitted after this many new verified labels from the labeling
+# workflow (0: only on demand), its centroids' scores fused with this weight of the zero-shot prior (chosen on
+# PriceRunner, reported on Flipkart: bench.accuracy).
+MLCORE_FAST_HEAD_EVERY = env.int("MLCORE_FAST_HEAD_EVERY", default=25)
+MLCORE_FAST_HEAD_PRIOR_WEIGHT = env.float("MLCORE_FAST_HEAD_PRIOR_WEIGHT", default=0.25)
 MLCORE_GATE_CLASS_MIN_SUPPORT = env.int("MLCORE_GATE_CLASS_MIN_SUPPORT", default=5)
 MLCORE_GATE_CLASS_MARGIN = env.float("MLCORE_GATE_CLASS_MARGIN", default=0.10)
 # A product created or edited is scored this many seconds later, with the others changed meanwhile; a drain scores

@@ -43,7 +43,9 @@ def _workspace(request: HtmxHttpRequest, *, message: str = "", error: str = "", 
     lease = queue_next(annotator=user, scope=scope, position=position)
     if position and lease is None:
         return HttpResponse(status=204)
-    suggestions = product_suggestions(product=lease.product, language=request.LANGUAGE_CODE) if lease else []
+    suggestions = (
+        product_suggestions(product=lease.product, language=request.LANGUAGE_CODE, evidence=True) if lease else []
+    )
     context = {
         "lease": lease,
         "product": lease.product if lease else None,

@@ -16,6 +16,8 @@ from core.models import Job, Lease
 class TrainingMethod(models.TextChoices):
     FULL = "full", _("full fine-tuning")
     LORA = "lora", _("LoRA")
+    # Not a training run: class centroids of stored embeddings, fitted in seconds after every few new labels.
+    FAST = "fast", _("fast head")
 
 
 class ModelVersionStatus(models.TextChoices):
@@ -108,6 +110,10 @@ class ModelVersion(models.Model):
     @property
     def label(self) -> str:
         return f"v{self.number}"
+
+    @property
+    def is_fast(self) -> bool:
+        return self.method == TrainingMethod.FAST
 
 
 class TrainingRun(Job):
@@ -279,6 +285,21 @@ class ScoringBacklog(models.Model):
 
     def __str__(self) -> str:
         return f"score product {self.product_id}"
+
+
+class ProductEmbedding(models.Model):
+    """A product's text as the base encoder embeds it (L2-normalised, float16): what the fast head fits on and scores
+    from, and what finds a suggestion's nearest verified products. Written whenever zero-shot or a fast version
+    scores the product; re-embedded when its text or the encoder changes (the hash and the encoder's key say so)."""
+
+    product = models.OneToOneField("catalog.Product", on_delete=models.CASCADE, primary_key=True, related_name="+")
+    encoder = models.CharField(max_length=40)
+    text_hash = models.CharField(max_length=16)
+    vector = models.BinaryField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"embedding of product {self.product_id}"
 
 
 class RetrainingPolicy(models.Model):

@@ -32,8 +32,11 @@ def product_confident_category(*, product: Product) -> tuple[Category, float] | 
     return prediction.backoff_category, prediction.backoff_confidence or 0.0
 
 
-def product_suggestions(*, product: Product, language: str | None = None) -> list[dict[str, Any]]:
-    """The product's top categories, best first: from the serving version, or zero-shot before there is one."""
+def product_suggestions(
+    *, product: Product, language: str | None = None, evidence: bool = False
+) -> list[dict[str, Any]]:
+    """The product's top categories, best first: from the serving version, or zero-shot before there is one. With
+    `evidence`, each carries the verified products nearest to this one in its category (suggestion_evidence)."""
     version = serving_version()
     prediction = None
     if version is not None:
@@ -44,6 +47,9 @@ def product_suggestions(*, product: Product, language: str | None = None) -> lis
     if prediction is None:
         return []
     categories = Category.objects.in_bulk([category_id for category_id, _ in prediction.top])
+    nearest = (
+        suggestion_evidence(product_id=product.pk, category_ids=[c for c, _ in prediction.top]) if evidence else {}
+    )
     return [
         {
             "category_id": category_id,
@@ -51,10 +57,49 @@ def product_suggestions(*, product: Product, language: str | None = None) -> lis
             "external_id": categories[category_id].external_id,
             "confidence": confidence,
             "source": source,
+            "evidence": nearest.get(category_id, []),
         }
         for category_id, confidence in prediction.top
         if category_id in categories
     ]
+
+
+# Verified products read per suggested category to find the nearest (the most recently changed first): exact cosine
+# over a few thousand float16 vectors costs a millisecond or two, so no approximate index is needed at this size.
+EVIDENCE_CANDIDATES = 2000
+
+
+def suggestion_evidence(*, product_id: int, category_ids: list[int], k: int = 3) -> dict[int, list[dict[str, Any]]]:
+    """For each category, the `k` verified products filed there whose stored embeddings are nearest to this
+    product's: the labels that support a suggestion (title, similarity). Empty where the product or the category's
+    verified products have no embedding yet (they get one when zero-shot or a fast version scores them)."""
+    import numpy as np
+
+    from mlcore.models import ProductEmbedding
+    from mlcore.services.embeddings import encoder_key
+
+    key = encoder_key()
+    own = ProductEmbedding.objects.filter(product_id=product_id, encoder=key).values_list("vector", flat=True).first()
+    if own is None:
+        return {}
+    x = np.frombuffer(bytes(own), dtype=np.float16).astype(np.float32)
+    out: dict[int, list[dict[str, Any]]] = {}
+    for category_id in dict.fromkeys(category_ids):
+        rows = list(
+            ProductEmbedding.objects.filter(encoder=key, product__is_verified=True, product__category_id=category_id)
+            .exclude(product_id=product_id)
+            .order_by("-product__updated_at")
+            .values_list("product_id", "product__title", "vector")[:EVIDENCE_CANDIDATES]
+        )
+        if not rows:
+            continue
+        vectors = np.vstack([np.frombuffer(bytes(vector), dtype=np.float16) for *_, vector in rows]).astype(np.float32)
+        similarity = vectors @ x
+        best = np.argsort(-similarity)[:k]
+        out[category_id] = [
+            {"product_id": rows[i][0], "title": rows[i][1], "similarity": float(similarity[i])} for i in best
+        ]
+    return out
 
 
 # --- the admin's dashboard -----------------------------------------------------------------------------------------

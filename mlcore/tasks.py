@@ -4,6 +4,8 @@ takes it from there (core/jobs.py)."""
 
 from __future__ import annotations
 
+import contextlib
+
 from django.conf import settings
 
 from core.tasks import durable_task
@@ -55,3 +57,19 @@ def predictions_prune_task(self: object) -> None:
     from mlcore.services.registry import predictions_prune
 
     predictions_prune()
+
+
+@durable_task(soft_time_limit=_LIMITS["scoring"], time_limit=_LIMITS["scoring"] + _GRACE)
+def fast_version_task(self: object, on_demand: bool = False) -> None:
+    """A fast head: when labels made one due (idempotent: a second delivery finds nothing new to fit on), or now
+    because an admin asked (a second delivery fits another: harmless, the gate compares it like any)."""
+    from core.errors import ApplicationError
+    from mlcore.services.policy import fast_head_check
+    from mlcore.services.training import fast_version_fit
+
+    if not on_demand:
+        fast_head_check(fit_now=True)
+        return
+    # Too few labels by now (undone meanwhile): the page that asked checked them, nothing to fit.
+    with contextlib.suppress(ApplicationError):
+        fast_version_fit(user=None)

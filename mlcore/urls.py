@@ -8,6 +8,7 @@ app_name = "mlcore"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("train/", views.training_start, name="training-start"),
+    path("fast/", views.fast_version, name="fast-version"),
     path("label-audits/", views.label_audit, name="label-audit"),
     path("<str:kind>/<int:job_id>/cancel/", views.job_cancel, name="job-cancel"),
     path("versions/<int:version_id>/", views.version_detail, name="version-detail"),

@@ -31,7 +31,12 @@ from mlcore.selectors import (
     workers_status,
 )
 from mlcore.services.label_audit import label_audit_cancel, label_audit_start
-from mlcore.services.policy import new_labels_since_last_run, retraining_policy_get, retraining_policy_update
+from mlcore.services.policy import (
+    fast_version_request,
+    new_labels_since_last_run,
+    retraining_policy_get,
+    retraining_policy_update,
+)
 from mlcore.services.registry import model_version_activate
 from mlcore.services.rescoring import rescore_job_cancel
 from mlcore.services.training import training_run_cancel, training_run_start
@@ -172,6 +177,22 @@ def training_start(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@permission_required("mlcore.add_trainingrun", raise_exception=True)
+@require_POST
+def fast_version(request: HttpRequest) -> HttpResponse:
+    try:
+        fast_version_request()
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("A fast head is being fitted: it appears among the versions in a few seconds."))
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        return redirect(back)
+    return redirect("mlcore:dashboard")
+
+
+@login_required
 @permission_required("mlcore.add_labelaudit", raise_exception=True)
 @require_POST
 def label_audit(request: HttpRequest) -> HttpResponse:
@@ -240,7 +261,7 @@ def suggestions_partial(request: HttpRequest, product_id: int) -> HttpResponse:
         product = product_get(product_id=product_id)
     except NotFoundError as exc:
         return HttpResponse(exc.message, status=404)
-    rows = product_suggestions(product=product, language=request.LANGUAGE_CODE)
+    rows = product_suggestions(product=product, language=request.LANGUAGE_CODE, evidence=True)
     confident = product_confident_category(product=product)
     return render(
         request, "mlcore/partials/suggestions.html", {"suggestions": rows, "product": product, "confident": confident}

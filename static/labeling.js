@@ -3,6 +3,7 @@
   "use strict";
   const $ = (selector) => document.querySelector(selector);
   const form = () => $("#answer-form");
+  try { if (localStorage.getItem("shelfwise-evidence")) document.body.classList.add("show-evidence"); } catch (_) { /* private mode */ }
 
   function choose(categoryId, path) {
     const chosen = $("#chosen-category");
@@ -179,6 +180,11 @@
       event.preventDefault(); send("dismiss");
     } else if (event.key === "u") {
       event.preventDefault(); send("undo");
+    } else if (event.key === "e") {
+      // The labels behind each suggestion: shown or hidden for every item from now on (remembered on this device).
+      event.preventDefault();
+      const shown = document.body.classList.toggle("show-evidence");
+      try { localStorage.setItem("shelfwise-evidence", shown ? "1" : ""); } catch (_) { /* private mode */ }
     } else if (event.key === "?") {
       event.preventDefault(); const help = $("#help"); help.hidden = !help.hidden;
     }

@@ -137,6 +137,8 @@ def ml_settings(settings, tiny_encoder: Path, tmp_path: Path):
     from mlcore.services import scoring
 
     scoring._classifier.cache_clear()
+    scoring._fast_head.cache_clear()
+    scoring.base_encoder.cache_clear()
     scoring._ZEROSHOT_CACHE.clear()
     return settings
 

@@ -92,12 +92,21 @@ class RescoreJobSerializer(serializers.ModelSerializer[RescoreJob]):
         return job.model_version.label if job.model_version else "zero-shot"
 
 
+class EvidenceSerializer(serializers.Serializer[Any]):
+    product_id = serializers.IntegerField()
+    title = serializers.CharField()
+    similarity = serializers.FloatField(help_text="cosine of the two products' stored embeddings")
+
+
 class SuggestionSerializer(serializers.Serializer[Any]):
     category_id = serializers.IntegerField()
     external_id = serializers.CharField()
     path = serializers.CharField()
     confidence = serializers.FloatField()
     source = serializers.CharField(help_text="the model version (v3) or zero-shot")  # type: ignore[assignment]
+    evidence = EvidenceSerializer(
+        many=True, read_only=True, help_text="the verified products in this category nearest to the product (up to 3)"
+    )
 
 
 class LabelIssueSerializer(serializers.ModelSerializer[LabelIssue]):

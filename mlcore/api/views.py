@@ -24,6 +24,7 @@ from mlcore.api.serializers import (
 from mlcore.models import LabelAudit, LabelIssue, ModelVersion, RescoreJob, TrainingRun
 from mlcore.selectors import VERSION_HEAVY, product_suggestions, version_training_counts
 from mlcore.services.label_audit import label_audit_cancel, label_audit_start
+from mlcore.services.policy import fast_version_request
 from mlcore.services.registry import model_version_activate
 from mlcore.services.rescoring import rescore_job_cancel, rescore_job_start
 from mlcore.services.training import training_run_cancel, training_run_start
@@ -62,6 +63,15 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet[ModelVersion]):
             reason=incoming.validated_data.get("reason", ""),
         )
         return Response(ModelVersionSerializer(version).data)
+
+    @extend_schema(request=None, responses={202: None})
+    @action(detail=False, methods=["post"])
+    def fast(self, request: Request) -> Response:
+        """Fit a fast head now (admins): class centroids of the verified products' stored embeddings, registered as
+        a version of method `fast` in a few seconds on the `scoring` queue; the gate decides whether it serves. It
+        also follows every MLCORE_FAST_HEAD_EVERY new labels by itself."""
+        fast_version_request()
+        return Response({"detail": "A fast head is being fitted."}, status=202)
 
 
 class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[TrainingRun]):
@@ -143,7 +153,7 @@ class LabelAuditViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 def suggestions(request: Request, product_id: int) -> Response:
     """The product's top categories, best first, with confidence and where they came from."""
     product = product_get(product_id=product_id)
-    data = product_suggestions(product=product, language=getattr(request, "LANGUAGE_CODE", None))
+    data = product_suggestions(product=product, language=getattr(request, "LANGUAGE_CODE", None), evidence=True)
     return Response(SuggestionSerializer(data, many=True).data)
 
 

@@ -151,7 +151,13 @@ class ZeroShotScorer:
     ) -> tuple[npt.NDArray[np.int64], Matrix]:
         """Top-k candidate node indices per text and a softmax over the candidates' scores (a confidence-like
         number; zero-shot scores are not calibrated probabilities)."""
-        scores = self.score(self.encoder.embed(texts), candidates)
+        return self.top_k_embedded(self.encoder.embed(texts), candidates, k=k, temperature=temperature)
+
+    def top_k_embedded(
+        self, embeddings: Matrix, candidates: list[int], *, k: int = 5, temperature: float = 0.05
+    ) -> tuple[npt.NDArray[np.int64], Matrix]:
+        """top_k for texts already embedded (stored embeddings: no encoder pass)."""
+        scores = self.score(embeddings, candidates)
         shifted = (scores - scores.max(axis=1, keepdims=True)) / temperature
         probabilities = np.exp(shifted)
         probabilities /= probabilities.sum(axis=1, keepdims=True)

@@ -24,8 +24,9 @@ from mlcore.models import (
     RescoreJob,
 )
 from mlcore.services.datasets import Split, category_hierarchy
+from mlcore.services.embeddings import product_embeddings
 from mlcore.services.rescoring import rescore_job_start
-from mlcore.services.scoring import scoring_backlog_add
+from mlcore.services.scoring import scoring_backlog_add, zeroshot_prior
 from mlcore.signals import predictions_switched
 
 logger = logging.getLogger(__name__)
@@ -42,17 +43,25 @@ def model_version_evaluate(*, artifact: str | Path, test: Split) -> dict[str, An
 
     from mlcore.engine.calibration import uncalibrated
     from mlcore.engine.evaluation import evaluate, expected_calibration_error
+    from mlcore.engine.fasthead import FastHead, is_fast_head
     from mlcore.engine.prediction import Classifier
 
-    classifier = Classifier(artifact, device=settings.MLCORE_DEVICE, max_length=settings.MLCORE_MAX_LENGTH)
     if not test.ids:
         return {"test": {"n": 0}}
-    predictions = classifier.predict(test.texts, top_k=1, keep_probabilities=True)
+    model: Any
+    if is_fast_head(artifact):
+        # A fast head scores the test items' stored embeddings (embedded now if they have none).
+        model = FastHead.load(artifact)
+        embeddings = product_embeddings(test.ids, test.texts)
+        predictions = model.predict(embeddings, zeroshot_prior(model.labels, embeddings), keep_probabilities=True)
+    else:
+        model = Classifier(artifact, device=settings.MLCORE_DEVICE, max_length=settings.MLCORE_MAX_LENGTH)
+        predictions = model.predict(test.texts, top_k=1, keep_probabilities=True)
     probabilities = predictions.probabilities
     assert probabilities is not None
-    index = {label: i for i, label in enumerate(classifier.labels)}
+    index = {label: i for i, label in enumerate(model.labels)}
     # A test label the model never saw counts as wrong: an extra all-zero column keeps it in the report.
-    labels = list(classifier.labels)
+    labels = list(model.labels)
     unseen = sorted(set(test.labels) - set(index))
     for label in unseen:
         index[label] = len(labels)
@@ -63,7 +72,7 @@ def model_version_evaluate(*, artifact: str | Path, test: Split) -> dict[str, An
     truth = [index[label] for label in test.labels]
     metrics = evaluate(truth, probabilities, labels, hierarchy)
     # What calibration bought, on the same test items: the probabilities before scaling follow from the scaled ones.
-    before = uncalibrated(probabilities, classifier.temperature)
+    before = uncalibrated(probabilities, model.temperature)
     metrics["ece_uncalibrated"] = expected_calibration_error(
         before.max(axis=1), before.argmax(axis=1) == np.asarray(truth)
     )

@@ -30,19 +30,12 @@ from mlcore.models import (
 )
 from mlcore.selectors import serving_version
 from mlcore.services.datasets import category_hierarchy
+from mlcore.services.embeddings import base_encoder, base_model_path, encoder, product_embeddings
 
 logger = logging.getLogger(__name__)
 
 
 SCHEDULED_KEY = "mlcore:scoring-backlog-scheduled"
-
-
-def base_model_path() -> str:
-    if settings.MLCORE_BASE_MODEL:
-        return str(settings.MLCORE_BASE_MODEL)
-    from mlcore.engine.artifacts import default_base_model
-
-    return default_base_model()
 
 
 def score_products(*, version_id: int | None, products: list[tuple[int, str, str, str]]) -> list[dict[str, Any]]:
@@ -57,18 +50,30 @@ def score_products(*, version_id: int | None, products: list[tuple[int, str, str
     backoff: list[tuple[int | None, float | None]] = [(None, None)] * len(products)
     from mlcore.engine.hierarchy import margin_and_entropy
 
-    if version_id is None:
+    version = ModelVersion.objects.only("artifact_path", "method").get(pk=version_id) if version_id else None
+    if version is None:
         scorer, candidates, pks = _zeroshot()
-        nodes, probabilities = scorer.top_k(texts, candidates, k=k)
+        # Embedded once, and kept: the fast head and the evidence neighbours read the same vectors later.
+        embeddings = product_embeddings([pk for pk, *_ in products], texts)
+        nodes, probabilities = scorer.top_k_embedded(embeddings, candidates, k=k)
         category_ids = [[pks[n] for n in row] for row in nodes]
         # The same uncertainty measures the classifier reports, over the top-k candidates' softmax.
         margins, entropies = margin_and_entropy(probabilities)
     else:
-        classifier = _classifier(ModelVersion.objects.get(pk=version_id).artifact_path)
-        predictions = classifier.predict(texts, top_k=k, keep_probabilities=True)
-        category_ids = [[int(classifier.labels[i]) for i in row] for row in predictions.top_indices]
+        if version.is_fast:
+            head = _fast_head(version.artifact_path)
+            embeddings = product_embeddings([pk for pk, *_ in products], texts)
+            predictions = head.predict(
+                embeddings, zeroshot_prior(head.labels, embeddings), top_k=k, keep_probabilities=True
+            )
+            labels = head.labels
+        else:
+            classifier = _classifier(version.artifact_path)
+            predictions = classifier.predict(texts, top_k=k, keep_probabilities=True)
+            labels = classifier.labels
+        category_ids = [[int(labels[i]) for i in row] for row in predictions.top_indices]
         probabilities, margins, entropies = predictions.top_probabilities, predictions.margin, predictions.entropy
-        backoff = _backoff(classifier.labels, predictions.probabilities)
+        backoff = _backoff(labels, predictions.probabilities)
     return [
         {
             "product_id": pk,
@@ -110,8 +115,29 @@ def _classifier(artifact_path: str) -> Any:
     )
 
 
+@lru_cache(maxsize=2)
+def _fast_head(artifact_path: str) -> Any:
+    from mlcore.engine.fasthead import FastHead
+
+    return FastHead.load(artifact_path)
+
+
+def zeroshot_prior(labels: list[str], embeddings: Any) -> Any:
+    """Zero-shot scores of the products (embedded) for these classes (category ids as strings), column by column:
+    what the fast head fuses with its centroids. A class whose category is gone from the tree scores 0."""
+    import numpy as np
+
+    scorer, _, pks = _zeroshot()
+    index = {pk: i for i, pk in enumerate(pks)}
+    present = [i for i, label in enumerate(labels) if int(label) in index]
+    prior = np.zeros((len(embeddings), len(labels)), dtype=np.float32)
+    if present and len(embeddings):
+        prior[:, present] = scorer.score(embeddings, [index[int(labels[i])] for i in present])
+    return prior
+
+
 def _zeroshot() -> tuple[Any, list[int], list[int]]:
-    from mlcore.engine.zeroshot import CategoryTexts, Encoder, ZeroShotScorer
+    from mlcore.engine.zeroshot import CategoryTexts, ZeroShotScorer
 
     hierarchy, pks = category_hierarchy()
     key = (len(pks), Category.objects.order_by("-updated_at").values_list("updated_at", flat=True).first())
@@ -124,9 +150,8 @@ def _zeroshot() -> tuple[Any, list[int], list[int]]:
             paths=[rows[pk][1] for pk in pks],
         )
         model = base_model_path()
-        encoder = Encoder(model, device=settings.MLCORE_DEVICE, max_length=settings.MLCORE_MAX_LENGTH)
         scorer = ZeroShotScorer(
-            encoder, texts, cache_dir=settings.MLCORE_ARTIFACT_DIR / "zeroshot-cache", model_name=model
+            encoder(), texts, cache_dir=settings.MLCORE_ARTIFACT_DIR / "zeroshot-cache", model_name=model
         )
         cached = (key, scorer)
         _ZEROSHOT_CACHE["scorer"] = cached
@@ -140,6 +165,8 @@ _ZEROSHOT_CACHE: dict[str, Any] = {}
 def scoring_caches_clear() -> None:
     """Drop this process's cached inference models and give their GPU memory back (a training run needs it)."""
     _classifier.cache_clear()
+    _fast_head.cache_clear()
+    base_encoder.cache_clear()
     _ZEROSHOT_CACHE.clear()
     from mlcore.engine.device import release_memory
 

@@ -33,8 +33,9 @@ from mlcore.models import (
     TrainingRun,
 )
 from mlcore.services.datasets import class_counts, label_counts, splits
+from mlcore.services.embeddings import base_model_path, product_embeddings
 from mlcore.services.registry import model_version_activate, model_version_evaluate, model_version_gate
-from mlcore.services.scoring import base_model_path, scoring_caches_clear
+from mlcore.services.scoring import scoring_caches_clear, zeroshot_prior
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +64,8 @@ def training_run_start(
     """Register a new version in status `training` and queue its run. Refused while another one trains.
     base_model: a name from base_model_choices() (the page and the API), or any local folder when `any_folder`
     (the operator's `manage.py train`). warm_start False: from the base model even when a version is active."""
-    if method not in TrainingMethod.values:
-        raise ApplicationError(f"Unknown method '{method}': use full or lora.")
+    if method not in (TrainingMethod.FULL, TrainingMethod.LORA):
+        raise ApplicationError(f"Unknown method '{method}': use full or lora (a fast head is fitted, not trained).")
     if not 1 <= lora_rank <= 256:
         raise ApplicationError("The LoRA rank is between 1 and 256.")
     choices = base_model_choices()
@@ -195,6 +196,17 @@ def _execute(run: JobRun, version: ModelVersion) -> None:
     if not validation.ids:  # tiny catalogs: validate on the training data rather than not at all
         validation = train_split
     active = ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).first()
+    # Warm start from the latest fine-tuned version that served (a fast head has no encoder weights to start from).
+    warm = (
+        ModelVersion.objects.filter(
+            status__in=(ModelVersionStatus.ACTIVE, ModelVersionStatus.ARCHIVED), activated_at__isnull=False
+        )
+        .exclude(method=TrainingMethod.FAST)
+        .exclude(artifact_path="")
+        .defer("metrics", "data_snapshot")
+        .order_by("-activated_at")
+        .first()
+    )
     hp = version.hyperparameters
     config = TrainingConfig(
         base_model=version.base_model,
@@ -249,9 +261,7 @@ def _execute(run: JobRun, version: ModelVersion) -> None:
         val_texts=validation.texts,
         val_labels=validation.labels,
         output_dir=output,
-        warm_start_from=active.artifact_path
-        if active and active.artifact_path and hp.get("warm_start", True)
-        else None,
+        warm_start_from=warm.artifact_path if warm and hp.get("warm_start", True) else None,
         on_progress=on_progress,
         should_stop=should_stop,
     )
@@ -274,9 +284,69 @@ def _execute(run: JobRun, version: ModelVersion) -> None:
         version.metrics = metrics
         version.artifact_path = str(result.output_dir)
         version.status = ModelVersionStatus.READY
-        version.warm_started_from = active if result.warm_started else None
+        version.warm_started_from = warm if result.warm_started else None
         version.activation_note = note
         version.held_back = not activate
         version.save()
         if activate:
             model_version_activate(version_id=version.pk, user=None, note=note, force=True)
+
+
+def fast_version_fit(*, user: User | None = None) -> ModelVersion:
+    """Fit a fast head on the stored embeddings of every verified product outside the frozen test set, register it as
+    a version (method `fast`), measure it on the test set and let the gate decide, as for a fine-tuned version: the
+    better one serves. Seconds on a CPU; one transaction, so a worker lost half-way leaves nothing behind."""
+    from mlcore.engine.fasthead import fit
+
+    usable = {category: n for category, n in label_counts().items() if n >= MIN_LABELS_PER_CATEGORY}
+    if len(usable) < 2:
+        raise ApplicationError(
+            f"A fast head needs verified labels in at least 2 categories ({MIN_LABELS_PER_CATEGORY} each); "
+            f"there are {len(usable)}."
+        )
+    prior_weight = settings.MLCORE_FAST_HEAD_PRIOR_WEIGHT
+    try:
+        with transaction.atomic():
+            number = (ModelVersion.objects.aggregate(n=Max("number"))["n"] or 0) + 1
+            version = ModelVersion.objects.create(
+                number=number,
+                base_model=base_model_path(),
+                method=TrainingMethod.FAST,
+                status=ModelVersionStatus.READY,
+                hyperparameters={"prior_weight": prior_weight},
+                created_by=user,
+            )
+            train_split, validation, test = splits(version)
+            # No early stopping to validate: the validation share trains too.
+            ids, texts, labels = (
+                train_split.ids + validation.ids,
+                train_split.texts + validation.texts,
+                train_split.labels + validation.labels,
+            )
+            embeddings = product_embeddings(ids, texts)
+            classes = sorted(set(labels))
+            head = fit(embeddings, labels, prior=zeroshot_prior(classes, embeddings), prior_weight=prior_weight)
+            output = Path(settings.MLCORE_ARTIFACT_DIR) / f"v{number}"
+            head.save(output)
+            metrics = model_version_evaluate(artifact=output, test=test)
+            metrics["temperature"] = head.temperature
+            active = ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).first()
+            activate, note = model_version_gate(metrics, active, test)
+            version.metrics = metrics
+            version.artifact_path = str(output)
+            version.data_snapshot = {
+                "counts": class_counts(labels + test.labels),
+                "train_ids": ids,
+                "validation_ids": [],
+                "test_ids": test.ids,
+            }
+            version.activation_note = note
+            version.held_back = not activate
+            version.save()
+            if activate:
+                model_version_activate(version_id=version.pk, user=None, note=note, force=True)
+    except IntegrityError:
+        raise ConflictError("Another version was registered at the same moment; try again.") from None
+    logger.info("fast head v%s fitted on %s labels in %s classes: %s", number, len(ids), len(classes), note)
+    version.refresh_from_db()
+    return version

@@ -28,7 +28,10 @@ def test_suggestions_api_lists_best_first_with_source(ml_settings, labelled_cata
     response = _client(annotator).get(f"/api/v1/products/{product.pk}/suggestions")
     assert response.status_code == 200
     rows = response.json()
-    assert set(rows[0]) == {"category_id", "external_id", "path", "confidence", "source"}
+    assert set(rows[0]) == {"category_id", "external_id", "path", "confidence", "source", "evidence"}
+    # Zero-shot stored every product's embedding: the verified products nearest to this one back each suggestion.
+    labelled = {labelled_catalog["dish"].pk, labelled_catalog["phones"].pk}
+    assert all(len(row["evidence"]) == 3 for row in rows if row["category_id"] in labelled)
     assert rows[0]["confidence"] >= rows[-1]["confidence"]
     assert rows[0]["source"] == "zero-shot"
     assert _client(annotator).get("/api/v1/products/999999/suggestions").status_code == 404
@@ -122,3 +125,22 @@ def test_label_audits_api(ml_settings, labelled_catalog, manager, annotator, dja
     issues = _client(manager).get(f"/api/v1/label-audits/{audit['id']}/issues/").json()
     assert issues["count"] == audit["issues_found"]
     assert _client(manager).get("/api/v1/label-audits/999999/").status_code == 404
+
+
+@pytest.mark.slow
+def test_admins_ask_for_a_fast_head_and_a_real_worker_fits_it(
+    ml_settings, labelled_catalog, manager, small_tree, celery_worker, settings
+):
+    from mlcore.models import ModelVersion, TrainingMethod
+
+    admin = UserFactory(username="boss", role=Role.ADMIN)
+    assert _client(manager).post("/api/v1/model-versions/fast/").status_code == 403
+    response = _client(admin).post("/api/v1/model-versions/fast/")
+    assert response.status_code == 202
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not ModelVersion.objects.filter(method=TrainingMethod.FAST).exists():
+        time.sleep(0.5)
+    fast = ModelVersion.objects.get(method=TrainingMethod.FAST)
+    assert fast.headline.get("n") is not None
+    suggestions = _client(admin).get(f"/api/v1/products/{Product.objects.get(sku='U000').pk}/suggestions/").json()
+    assert "evidence" in suggestions[0]

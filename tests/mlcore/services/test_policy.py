@@ -78,3 +78,41 @@ def test_labels_set_by_hand_do_not_start_a_run(ml_settings, labelled_catalog, ma
     CategoryChange.objects.filter(verified=True).update(source="manual")
     retraining_policy_update(user=manager, after_labels=2, daily_at=None, min_interval_minutes=0)
     assert retraining_due() is None
+
+
+def test_a_fast_head_follows_every_few_labels(
+    ml_settings, labelled_catalog, manager, small_tree, settings, django_capture_on_commit_callbacks
+):
+    from django.core.cache import cache
+
+    from catalog.services.labels import product_category_set
+    from mlcore.models import ModelVersion, TrainingMethod
+    from mlcore.services.policy import FAST_SCHEDULED_KEY, fast_head_check
+
+    settings.MLCORE_FAST_HEAD_EVERY = 25
+    assert fast_head_check(fit_now=True) is None  # 20 labels from the workflow: not yet
+    settings.MLCORE_FAST_HEAD_EVERY = 2
+    cache.delete(FAST_SCHEDULED_KEY)
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        assert fast_head_check() is None  # queued for the scoring queue, not fitted in the caller
+        assert fast_head_check() is None  # ...once per half minute
+    assert len(queued) == 1
+    with django_capture_on_commit_callbacks(execute=False):
+        fast = fast_head_check(fit_now=True)  # what the task does
+    assert fast is not None
+    assert fast.method == TrainingMethod.FAST
+    assert fast_head_check(fit_now=True) is None  # nothing new since
+    for sku in ("U000", "U002"):
+        product = Product.objects.get(sku=sku)
+        product_category_set(
+            product_id=product.pk,
+            category_id=small_tree["dish"].pk,
+            expected_version=product.version,
+            source="annotation",
+            actor=manager,
+            verified=True,
+        )
+    with django_capture_on_commit_callbacks(execute=False):
+        again = fast_head_check(fit_now=True)
+    assert again is not None
+    assert ModelVersion.objects.filter(method=TrainingMethod.FAST).count() == 2

@@ -170,3 +170,51 @@ def test_the_training_form_and_the_api_offer_the_same_list(ml_settings, labelled
     refused = api.post("/api/v1/training-runs/", {"base_model": "/tmp"}, format="json")
     assert refused.status_code == 400
     assert "Unknown base model" in refused.json()["detail"]
+
+
+def test_a_fast_head_registers_a_version_the_gate_weighs_and_serves_from_stored_embeddings(
+    ml_settings, labelled_catalog, manager, django_capture_on_commit_callbacks
+):
+    from mlcore.models import Prediction, ProductEmbedding, TrainingMethod
+    from mlcore.services.rescoring import rescore_job_run_here
+    from mlcore.services.training import fast_version_fit
+
+    with django_capture_on_commit_callbacks(execute=False):
+        fast = fast_version_fit(user=manager)
+    assert fast.method == TrainingMethod.FAST
+    assert fast.status == ModelVersionStatus.ACTIVE  # the first version: nothing to be worse than
+    assert Path(fast.artifact_path, "fasthead.npz").exists()
+    # Measured on the frozen test set like any version (its size here depends on the products' ids).
+    assert fast.metrics["test"]["n"] == len(fast.data_snapshot["test_ids"])
+    assert not set(fast.data_snapshot["train_ids"]) & set(fast.data_snapshot["test_ids"])
+    # The verified products were embedded once; re-scoring the catalog reads them and embeds only the rest.
+    assert ProductEmbedding.objects.count() >= 20
+    rescore_job_run_here(job_id=fast.rescore_jobs.get().pk)
+    fast.refresh_from_db()
+    assert fast.is_serving
+    assert Prediction.objects.filter(model_version=fast).count() == Product.objects.count()
+    assert ProductEmbedding.objects.count() == Product.objects.count()
+    kitchen = Prediction.objects.get(model_version=fast, product__sku="U000")  # "dishwasher new 0"
+    assert kitchen.category_id == labelled_catalog["dish"].pk
+    # Each suggestion shows the verified products that support it: the nearest labelled dishwashers first.
+    from mlcore.selectors import product_suggestions
+
+    top = product_suggestions(product=Product.objects.get(sku="U000"), evidence=True)[0]
+    assert top["category_id"] == labelled_catalog["dish"].pk
+    assert len(top["evidence"]) == 3
+    assert top["evidence"][0]["title"].startswith("dishwasher")
+    assert top["evidence"][0]["similarity"] >= top["evidence"][2]["similarity"]
+
+    # A fine-tuned version is gated against the serving fast head on the same test items, and warm-starts from
+    # the base model (a fast head has no encoder weights to start from).
+    with django_capture_on_commit_callbacks(execute=False):
+        tuned = train_version(manager, epochs=3)
+    assert f"vs active v{fast.number}" in tuned.activation_note
+    assert tuned.warm_started_from is None
+
+
+def test_a_fast_head_needs_two_categories(ml_settings, small_tree, manager):
+    from mlcore.services.training import fast_version_fit
+
+    with pytest.raises(ApplicationError, match="at least 2 categories"):
+        fast_version_fit(user=manager)

@@ -1,0 +1,124 @@
+"""A fast head: class centroids of the verified products' stored embeddings, fused with the zero-shot prior.
+
+Fitted in a second on a CPU from embeddings already stored (no encoder pass), so that an annotator's labels change
+the suggestions within a minute instead of waiting for the next fine-tune. A product is scored by its cosine to each
+class's centroid plus `prior_weight` times the zero-shot score of that class; the softmax's temperature is fitted by
+leave-one-out on the labels themselves (each label scored against its class's centroid without it), as a fine-tuned
+version's is on its validation split.
+
+Measured on frozen all-MiniLM-L6-v2 embeddings with 5 labels per category (bench.accuracy, Flipkart's 173 categories
+with >= 10 distinct titles): centroids 0.876, logistic regression 0.882, TF-IDF + LR 0.874; centroids are kept for
+what they cost (a sum per class, refitted in milliseconds, explainable by the nearest labelled products).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from mlcore.engine.calibration import fit_temperature
+from mlcore.engine.hierarchy import margin_and_entropy
+from mlcore.engine.prediction import Predictions
+
+Matrix = npt.NDArray[np.float32]
+# Cosines live in [-1, 1]: divided by this before the softmax (as zero-shot's top-k is), the fitted temperature
+# lands in calibration's usual range.
+SCALE = 0.05
+HEAD_FILE = "fasthead.npz"
+
+
+@dataclass
+class FastHead:
+    labels: list[str]  # class labels (category ids), by row of `centroids`
+    centroids: Matrix  # (classes, dim), L2-normalised
+    counts: npt.NDArray[np.int64]  # labels per class
+    prior_weight: float = 0.0
+    temperature: float = 1.0
+
+    def scores(self, embeddings: Matrix, prior: Matrix | None = None) -> Matrix:
+        """(n, classes) cosine to each centroid, plus the weighted zero-shot prior (same columns) when given."""
+        scores = np.asarray(embeddings, dtype=np.float32) @ self.centroids.T
+        if prior is not None and self.prior_weight:
+            scores = scores + np.float32(self.prior_weight) * prior
+        return np.asarray(scores, dtype=np.float32)
+
+    def predict(
+        self, embeddings: Matrix, prior: Matrix | None = None, *, top_k: int = 5, keep_probabilities: bool = False
+    ) -> Predictions:
+        logits = self.scores(embeddings, prior) / np.float32(SCALE * self.temperature)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        probabilities = np.exp(shifted)
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        k = min(top_k, len(self.labels))
+        top = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+        top_probabilities = np.take_along_axis(probabilities, top, axis=1).astype(np.float32)
+        margin, entropy = margin_and_entropy(top_probabilities)
+        return Predictions(
+            top_indices=top.astype(np.int64),
+            top_probabilities=top_probabilities,
+            margin=np.asarray(margin, dtype=np.float32),
+            entropy=np.asarray(entropy, dtype=np.float32),
+            probabilities=probabilities.astype(np.float32) if keep_probabilities else None,
+        )
+
+    def save(self, folder: str | Path, metrics: dict[str, Any] | None = None) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(folder / HEAD_FILE, centroids=self.centroids, counts=self.counts)
+        (folder / "fasthead.json").write_text(
+            json.dumps({"labels": self.labels, "prior_weight": self.prior_weight, "temperature": self.temperature})
+        )
+        (folder / "metrics.json").write_text(json.dumps({**(metrics or {}), "temperature": self.temperature}))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> FastHead:
+        folder = Path(folder)
+        stored = np.load(folder / HEAD_FILE, allow_pickle=False)  # arrays only: never a pickle
+        meta = json.loads((folder / "fasthead.json").read_text())
+        return cls(
+            labels=list(meta["labels"]),
+            centroids=stored["centroids"].astype(np.float32),
+            counts=stored["counts"].astype(np.int64),
+            prior_weight=float(meta["prior_weight"]),
+            temperature=float(meta["temperature"]),
+        )
+
+
+def is_fast_head(folder: str | Path) -> bool:
+    return (Path(folder) / HEAD_FILE).exists()
+
+
+def fit(embeddings: Matrix, labels: list[str], *, prior: Matrix | None = None, prior_weight: float = 0.0) -> FastHead:
+    """Centroids per label; `prior`, when given, is the zero-shot score of each training item for each class (columns
+    in sorted label order, as the head's), used for the leave-one-out temperature."""
+    classes = sorted(set(labels))
+    index = {label: i for i, label in enumerate(classes)}
+    truth = np.array([index[label] for label in labels], dtype=np.int64)
+    x = np.asarray(embeddings, dtype=np.float32)
+    sums = np.zeros((len(classes), x.shape[1]), dtype=np.float32)
+    np.add.at(sums, truth, x)
+    counts = np.bincount(truth, minlength=len(classes)).astype(np.int64)
+    centroids = sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(min=1e-9)
+    head = FastHead(
+        labels=classes, centroids=centroids, counts=counts, prior_weight=prior_weight if prior is not None else 0.0
+    )
+    # Leave one out: each label against its own class's centroid without it (a class of one has no centroid then,
+    # and its label tells nothing about the temperature).
+    alone = counts[truth] > 1
+    if alone.sum():
+        scores = head.scores(x[alone], prior[alone] if prior is not None else None)
+        own = sums[truth[alone]] - x[alone]
+        own /= np.linalg.norm(own, axis=1, keepdims=True).clip(min=1e-9)
+        rows = np.arange(int(alone.sum()))
+        own_score = (x[alone] * own).sum(axis=1)
+        if prior is not None and head.prior_weight:
+            own_score = own_score + head.prior_weight * prior[alone][rows, truth[alone]]
+        scores[rows, truth[alone]] = own_score
+        head.temperature = fit_temperature(scores / SCALE, truth[alone])
+    return head
