@@ -78,12 +78,23 @@ def zero_shot_own_tree(encoder: Any, sample: list[Offer], cache_dir: Path) -> di
     nodes, _ = scorer.top_k([offer.title for offer in sample], holding, k=5)
     truth = np.array([index[offer.path] for offer in sample])
     department = [hierarchy.labels[int(row[0])].split(SEP)[0] for row in nodes]
+    # Why the leaf is hard to reach in this tree: wrong answers on the right path (the department or a parent holds
+    # products too, so "Jewellery" competes with "Jewellery >> Rings"), and wrong answers named exactly like the
+    # truth under another parent ("... >> Car Interior >> Car Mats" twice): no title can tell those apart.
+    wrong = [
+        (hierarchy.labels[int(row[0])], o.path) for row, o in zip(nodes, sample, strict=True) if row[0] != index[o.path]
+    ]
+    on_path = sum(1 for got, want in wrong if want.startswith(got + SEP) or got.startswith(want + SEP))
+    same_name = sum(1 for got, want in wrong if got.split(SEP)[-1] == want.split(SEP)[-1])
     return {
         "n": len(sample),
         "candidates": len(holding),
         "leaf_top1": float(np.mean(nodes[:, 0] == truth)),
         "leaf_top5": float(np.mean((nodes == truth[:, None]).any(axis=1))),
         "department_top1": float(np.mean([d == o.department for d, o in zip(department, sample, strict=True)])),
+        "errors": len(wrong),
+        "errors_on_path": on_path,
+        "errors_same_name": same_name,
     }
 
 
@@ -100,3 +111,16 @@ def zero_shot_into_shopify(scorer: Any, leaves: list[int], vertical_of: list[str
 def sample_distinct(limit: int, seed: int = 2) -> list[Offer]:
     offers = distinct_offers()
     return random.Random(seed).sample(offers, min(limit, len(offers)))
+
+
+def rows_split(seed: int = 7, test_share: float = 0.2) -> tuple[list[list[str]], list[list[str]], int]:
+    """Distinct titles split train/test (a title's variants all on one side), as bench.accuracy's PriceRunner rows
+    (index 1: the title, 6: the label). Test titles whose path has no training title are left out (no classifier
+    can name a class it never saw): their count is returned."""
+    offers = distinct_offers()
+    random.Random(seed).shuffle(offers)
+    cut = int(len(offers) * (1 - test_share))
+    train = [[str(i), o.title, "", "", "", "", o.path] for i, o in enumerate(offers[:cut])]
+    seen = {row[6] for row in train}
+    test = [[str(cut + i), o.title, "", "", "", "", o.path] for i, o in enumerate(offers[cut:]) if o.path in seen]
+    return train, test, len(offers) - cut - len(test)

@@ -331,7 +331,7 @@ MLCORE_KEEP_VERSIONS = env.int("MLCORE_KEEP_VERSIONS", default=2)
 # workflow (0: only on demand), its centroids' scores fused with this weight of the zero-shot prior (chosen on
 # PriceRunner, reported on Flipkart: bench.accuracy).
 MLCORE_FAST_HEAD_EVERY = env.int("MLCORE_FAST_HEAD_EVERY", default=25)
-MLCORE_FAST_HEAD_PRIOR_WEIGHT = env.float("MLCORE_FAST_HEAD_PRIOR_WEIGHT", default=0.25)
+MLCORE_FAST_HEAD_PRIOR_WEIGHT = env.float("MLCORE_FAST_HEAD_PRIOR_WEIGHT", default=0.5)
 MLCORE_GATE_CLASS_MIN_SUPPORT = env.int("MLCORE_GATE_CLASS_MIN_SUPPORT", default=5)
 MLCORE_GATE_CLASS_MARGIN = env.float("MLCORE_GATE_CLASS_MARGIN", default=0.10)
 # A product created or edited is scored this many seconds later, with the others changed meanwhile; a drain scores
