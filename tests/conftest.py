@@ -140,6 +140,7 @@ def ml_settings(settings, tiny_encoder: Path, tmp_path: Path):
     scoring._fast_head.cache_clear()
     scoring.base_encoder.cache_clear()
     scoring._ZEROSHOT_CACHE.clear()
+    scoring._PRIOR_CACHE.clear()
     return settings
 
 

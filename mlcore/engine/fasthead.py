@@ -57,7 +57,13 @@ class FastHead:
         probabilities = np.exp(shifted)
         probabilities /= probabilities.sum(axis=1, keepdims=True)
         k = min(top_k, len(self.labels))
-        top = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+        # The k best of thousands of classes: partition, then order only those (a full sort was a third of a chunk).
+        top = np.argpartition(-probabilities, k - 1, axis=1)[:, :k] if k < len(self.labels) else None
+        if top is None:
+            top = np.argsort(-probabilities, axis=1, kind="stable")
+        else:
+            order = np.argsort(-np.take_along_axis(probabilities, top, axis=1), axis=1, kind="stable")
+            top = np.take_along_axis(top, order, axis=1)
         top_probabilities = np.take_along_axis(probabilities, top, axis=1).astype(np.float32)
         margin, entropy = margin_and_entropy(top_probabilities)
         return Predictions(

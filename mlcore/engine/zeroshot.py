@@ -134,15 +134,18 @@ class ZeroShotScorer:
 
     def score(self, product_embeddings: Matrix, candidates: list[int]) -> Matrix:
         """(n_products, n_candidates) scores, higher is better."""
-        path_similarity = product_embeddings @ self.path_embeddings[candidates].T
-        # Only the nodes on some candidate's path matter: with 10 used categories that is ~40 of 10k nodes.
-        weights = self.path_mean[candidates]
-        on_paths = np.unique(weights.indices)
-        node_similarity = product_embeddings @ self.subtree_embeddings[on_paths].T
-        along_path = np.asarray((weights[:, on_paths] @ node_similarity.T).T)
-        head_similarity = product_embeddings @ self.head_embeddings[candidates].T
+        return np.asarray(product_embeddings @ self.linear(candidates).T, dtype=np.float32)
+
+    def linear(self, candidates: list[int]) -> Matrix:
+        """(n_candidates, dim): every term of the score is a dot product with the product's embedding (the full
+        path, the depth-weighted mean of the path's subtree centroids, the head noun), so one vector per candidate
+        scores it, and a whole chunk of products is one matrix product."""
+        weights = self.path_mean[candidates]  # sparse: ~depth entries a row
+        along_path = np.asarray(weights @ self.subtree_embeddings)
         return np.asarray(
-            PATH_WEIGHT * path_similarity + (1 - PATH_WEIGHT) * along_path + HEAD_WEIGHT * head_similarity,
+            PATH_WEIGHT * self.path_embeddings[candidates]
+            + (1 - PATH_WEIGHT) * along_path
+            + HEAD_WEIGHT * self.head_embeddings[candidates],
             dtype=np.float32,
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db.models import Count
@@ -76,10 +76,27 @@ def splits(version: ModelVersion) -> tuple[Split, Split, Split]:
     return train, validation, test
 
 
+_TREE: dict[str, Any] = {}
+
+
 def category_hierarchy() -> tuple[Hierarchy, list[int]]:
-    """The whole tree for the engine, labels as category ids (strings), and the pks by node index."""
+    """The whole tree for the engine, labels as category ids (strings), and the pks by node index. Kept per process
+    until a category is added or changes (one aggregate query says so): every re-scoring chunk rolls its predictions
+    up the tree, and reading 10k categories for each of a million products' 500 chunks was most of a fast re-score."""
+    from django.db.models import Max, Sum
+
     from mlcore.engine.hierarchy import Hierarchy  # the engine (numpy) loads where the tree is needed
 
+    # Bulk writes (a taxonomy import) may move parents without touching updated_at: the parents' sum moves with them.
+    state = Category.objects.aggregate(
+        n=Count("pk"), changed=Max("updated_at"), last=Max("pk"), parents=Sum("parent_id")
+    )
+    key = (state["n"], state["changed"], state["last"], state["parents"])
+    cached = _TREE.get("tree")
+    if cached is not None and cached[0] == key:
+        return cached[1], cached[2]
     rows = list(Category.objects.values_list("pk", "parent_id").order_by("pk"))
     hierarchy = Hierarchy.from_pairs([(str(pk), str(parent) if parent else None) for pk, parent in rows])
-    return hierarchy, [pk for pk, _ in rows]
+    pks = [pk for pk, _ in rows]
+    _TREE["tree"] = (key, hierarchy, pks)
+    return hierarchy, pks

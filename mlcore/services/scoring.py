@@ -127,16 +127,34 @@ def zeroshot_prior(labels: list[str], embeddings: Any) -> Any:
     what the fast head fuses with its centroids. A class whose category is gone from the tree scores 0."""
     import numpy as np
 
-    scorer, _, pks = _zeroshot()
-    index = {pk: i for i, pk in enumerate(pks)}
-    present = [i for i, label in enumerate(labels) if int(label) in index]
-    prior = np.zeros((len(embeddings), len(labels)), dtype=np.float32)
-    if present and len(embeddings):
-        prior[:, present] = scorer.score(embeddings, [index[int(labels[i])] for i in present])
-    return prior
+    scorer, pks = _zeroshot_scorer()
+    key = (id(scorer), tuple(labels))
+    if _PRIOR_CACHE.get("key") != key:
+        # One vector per class (ZeroShotScorer.linear), kept while the head and the taxonomy stay: a chunk's prior
+        # is then one matrix product.
+        index = {pk: i for i, pk in enumerate(pks)}
+        present = [i for i, label in enumerate(labels) if int(label) in index]
+        matrix = np.zeros((len(labels), scorer.path_embeddings.shape[1]), dtype=np.float32)
+        if present:
+            matrix[present] = scorer.linear([index[int(labels[i])] for i in present])
+        _PRIOR_CACHE.update(key=key, matrix=matrix)
+    return np.asarray(embeddings @ _PRIOR_CACHE["matrix"].T, dtype=np.float32)
+
+
+_PRIOR_CACHE: dict[str, Any] = {}
 
 
 def _zeroshot() -> tuple[Any, list[int], list[int]]:
+    """The zero-shot scorer, the node indices it may suggest (zeroshot_candidates) and the pks by node index."""
+    scorer, pks = _zeroshot_scorer()
+    index = {pk: i for i, pk in enumerate(pks)}
+    return scorer, [index[pk] for pk in zeroshot_candidates() if pk in index], pks
+
+
+def _zeroshot_scorer() -> tuple[Any, list[int]]:
+    """The zero-shot scorer over the whole tree, per process until the taxonomy changes, and the pks by node index
+    (without the candidates: a fast head's prior scores its own classes, and asking which categories the catalog
+    uses reads every product)."""
     from mlcore.engine.zeroshot import CategoryTexts, ZeroShotScorer
 
     hierarchy, pks = category_hierarchy()
@@ -155,8 +173,7 @@ def _zeroshot() -> tuple[Any, list[int], list[int]]:
         )
         cached = (key, scorer)
         _ZEROSHOT_CACHE["scorer"] = cached
-    index = {pk: i for i, pk in enumerate(pks)}
-    return cached[1], [index[pk] for pk in zeroshot_candidates() if pk in index], pks
+    return cached[1], pks
 
 
 _ZEROSHOT_CACHE: dict[str, Any] = {}
@@ -166,6 +183,7 @@ def scoring_caches_clear() -> None:
     """Drop this process's cached inference models and give their GPU memory back (a training run needs it)."""
     _classifier.cache_clear()
     _fast_head.cache_clear()
+    _PRIOR_CACHE.clear()
     base_encoder.cache_clear()
     _ZEROSHOT_CACHE.clear()
     from mlcore.engine.device import release_memory
