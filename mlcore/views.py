@@ -186,10 +186,7 @@ def fast_version(request: HttpRequest) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.success(request, _("A fast head is being fitted: it appears among the versions in a few seconds."))
-    back = request.POST.get("next", "")
-    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
-        return redirect(back)
-    return redirect("mlcore:dashboard")
+    return _back(request)
 
 
 @login_required
@@ -202,6 +199,14 @@ def label_audit(request: HttpRequest) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.success(request, _("Label check #%(id)s queued.") % {"id": audit.pk})
+    return redirect("mlcore:dashboard")
+
+
+def _back(request: HttpRequest) -> HttpResponse:
+    """Back where the button was (the dashboard or the Models page), never to another site."""
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        return redirect(back)
     return redirect("mlcore:dashboard")
 
 
@@ -227,11 +232,7 @@ def job_cancel(request: HttpRequest, kind: str, job_id: int) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.success(request, _("Cancel requested: a queued job ends now, a running one at its next step."))
-    # Back where the button was (the dashboard's jobs panel or the Models page), never to another site.
-    back = request.POST.get("next", "")
-    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
-        return redirect(back)
-    return redirect("mlcore:dashboard")
+    return _back(request)
 
 
 @login_required

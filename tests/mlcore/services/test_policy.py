@@ -6,6 +6,22 @@ from catalog.models import Product
 from core.errors import ApplicationError
 
 
+def _annotate(skus, category, annotator) -> None:
+    """Verified labels from the labeling workflow, as an annotator's settled answers write them."""
+    from catalog.services.labels import product_category_set
+
+    for sku in skus:
+        product = Product.objects.get(sku=sku)
+        product_category_set(
+            product_id=product.pk,
+            category_id=category.pk,
+            expected_version=product.version,
+            source="annotation",
+            actor=annotator,
+            verified=True,
+        )
+
+
 def test_the_retraining_policy_by_count_schedule_and_minimum_interval(
     ml_settings, labelled_catalog, manager, small_tree, settings, django_capture_on_commit_callbacks
 ):
@@ -13,7 +29,6 @@ def test_the_retraining_policy_by_count_schedule_and_minimum_interval(
 
     from django.utils import timezone
 
-    from catalog.services.labels import product_category_set
     from mlcore.services.policy import retraining_check, retraining_due, retraining_policy_update
 
     settings.LABELING_RETRAIN_EVERY = 0
@@ -24,16 +39,7 @@ def test_the_retraining_policy_by_count_schedule_and_minimum_interval(
         first = retraining_check()
     assert first is not None
     assert retraining_due() is None  # nothing new since, and within the interval
-    for sku in ("U000", "U001"):
-        product = Product.objects.get(sku=sku)
-        product_category_set(
-            product_id=product.pk,
-            category_id=small_tree["dish"].pk,
-            expected_version=product.version,
-            source="annotation",
-            actor=manager,
-            verified=True,
-        )
+    _annotate(("U000", "U001"), small_tree["dish"], manager)
     assert retraining_due() is None  # 2 new labels, but 30 minutes have not passed
     later = timezone.now() + dt.timedelta(minutes=31)
     assert "2 new verified labels" in retraining_due(now=later)
@@ -85,7 +91,6 @@ def test_a_fast_head_follows_every_few_labels(
 ):
     from django.core.cache import cache
 
-    from catalog.services.labels import product_category_set
     from mlcore.models import ModelVersion, TrainingMethod
     from mlcore.services.policy import FAST_SCHEDULED_KEY, fast_head_check
 
@@ -102,16 +107,7 @@ def test_a_fast_head_follows_every_few_labels(
     assert fast is not None
     assert fast.method == TrainingMethod.FAST
     assert fast_head_check(fit_now=True) is None  # nothing new since
-    for sku in ("U000", "U002"):
-        product = Product.objects.get(sku=sku)
-        product_category_set(
-            product_id=product.pk,
-            category_id=small_tree["dish"].pk,
-            expected_version=product.version,
-            source="annotation",
-            actor=manager,
-            verified=True,
-        )
+    _annotate(("U000", "U002"), small_tree["dish"], manager)
     with django_capture_on_commit_callbacks(execute=False):
         again = fast_head_check(fit_now=True)
     assert again is not None
