@@ -76,7 +76,7 @@ def tfidf_baseline(train: list[list[str]], test: list[list[str]]) -> dict[str, f
         # once needs tens of gigabytes there (it crashed scipy's L-BFGS-B on this 24 GiB machine).
         LogisticRegression(max_iter=2000, C=10)
         if len({r[6] for r in train}) <= 50
-        else OneVsRestClassifier(LogisticRegression(C=10, solver="liblinear"), n_jobs=2),
+        else OneVsRestClassifier(LogisticRegression(C=10, solver="liblinear")),
     )
     model.fit([r[1] for r in train], [r[6] for r in train])
     return scores(test, [str(label) for label in model.predict([r[1] for r in test])])
