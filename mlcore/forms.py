@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from mlcore.models import TrainingMethod
+from mlcore.models import TRAINABLE_METHODS, TrainingMethod
 
 
 def _base_models() -> list[tuple[str, str]]:
@@ -15,7 +15,7 @@ def _base_models() -> list[tuple[str, str]]:
 class TrainingStartForm(forms.Form):
     # Optional fields default as the service does (a client posting only method, epochs and rate keeps working).
     base_model = forms.ChoiceField(label=_("Base model"), choices=_base_models, initial="default", required=False)
-    method = forms.ChoiceField(label=_("Method"), choices=TrainingMethod.choices, initial=TrainingMethod.FULL)
+    method = forms.ChoiceField(label=_("Method"), choices=TRAINABLE_METHODS, initial=TrainingMethod.FULL)
     lora_rank = forms.IntegerField(label=_("LoRA rank"), initial=16, min_value=1, max_value=256, required=False)
     epochs = forms.FloatField(label=_("Epochs"), initial=3, min_value=0.1, max_value=100)
     learning_rate = forms.FloatField(label=_("Learning rate"), initial=5e-5, min_value=1e-7, max_value=0.5)

@@ -20,6 +20,13 @@ class TrainingMethod(models.TextChoices):
     FAST = "fast", _("fast head")
 
 
+# What a training run can be asked for (the form, the API): a fast head is fitted by its own service.
+TRAINABLE_METHODS = [
+    (TrainingMethod.FULL.value, TrainingMethod.FULL.label),
+    (TrainingMethod.LORA.value, TrainingMethod.LORA.label),
+]
+
+
 class ModelVersionStatus(models.TextChoices):
     TRAINING = "training", _("training")
     READY = "ready", _("ready")

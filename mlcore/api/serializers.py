@@ -5,7 +5,15 @@ from typing import Any
 from rest_framework import serializers
 
 from core.api import JOB_FIELDS
-from mlcore.models import LabelAudit, LabelIssue, ModelVersion, RescoreJob, TrainingMethod, TrainingRun
+from mlcore.models import (
+    TRAINABLE_METHODS,
+    LabelAudit,
+    LabelIssue,
+    ModelVersion,
+    RescoreJob,
+    TrainingMethod,
+    TrainingRun,
+)
 
 
 class ModelVersionSerializer(serializers.ModelSerializer[ModelVersion]):
@@ -58,7 +66,7 @@ class TrainingRunSerializer(serializers.ModelSerializer[TrainingRun]):
 
 
 class TrainingRunCreateSerializer(serializers.Serializer[Any]):
-    method = serializers.ChoiceField(choices=TrainingMethod.choices, default=TrainingMethod.FULL)
+    method = serializers.ChoiceField(choices=TRAINABLE_METHODS, default=TrainingMethod.FULL)
     base_model = serializers.CharField(
         required=False, default="", allow_blank=True, help_text="a name from MLCORE_BASE_MODELS, or 'default'"
     )
