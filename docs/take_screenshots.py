@@ -61,6 +61,7 @@ def main() -> None:
         page.screenshot(path=str(OUT / "product-suggestions.png"))
         page = signed_in(browser, base, "annotator")
         page.goto(f"{base}/label/")
+        page.keyboard.press("e")  # each suggestion's evidence: the nearest verified products
         page.keyboard.press("1")
         page.keyboard.press("/")
         page.keyboard.type("fridge")
@@ -69,6 +70,11 @@ def main() -> None:
         page = signed_in(browser, base, "admin")
         page.goto(f"{base}/models/")
         page.screenshot(path=str(OUT / "models-dashboard.png"), full_page=True)
+        page.goto(f"{base}/dashboard/")
+        # Every panel loads by itself; the workers' answers take up to 2 s.
+        page.wait_for_selector("#panel-workers h2")
+        page.wait_for_selector("#panel-labels h2")
+        page.screenshot(path=str(OUT / "dashboard.png"), full_page=True)
         page = signed_in(browser, base, "manager")
         page.goto(f"{base}/review/")
         page.screenshot(path=str(OUT / "review.png"))
