@@ -119,3 +119,17 @@ print("STATUS", job.status, Product.objects.filter(sku="E1").count())
         worker.terminate()
         worker.wait(timeout=30)
     assert "STATUS succeeded 1" in result.stdout, result.stdout + result.stderr
+
+
+def test_every_model_change_has_its_migration(db):
+    # A model edited without `makemigrations` would migrate a fresh database short of what the code expects.
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    try:
+        call_command("makemigrations", "--check", "--dry-run", stdout=out, stderr=out)
+    except SystemExit as exc:  # --check exits 1 when a migration is missing
+        pytest.fail(f"models and migrations differ (exit {exc.code}): {out.getvalue()}")
+    assert "No changes detected" in out.getvalue()
