@@ -1,7 +1,7 @@
 """The admin's pages at scale: the dashboard, its panels, the Models list and a version's page with 20 versions of a
 5,000-class model, on PostgreSQL.
 
-    python -m bench.dashboard [--catalog 200000] [--versions 20] [--classes 5000] [--test-items 10000] [--requests 30]
+    python -m bench.dashboard [--catalog 200000] [--versions 20] [--classes 5000] [--test-items 10000] [--requests 100]
 
 Uses the bench database (`shelfwise_bench`; filled to --catalog products through COPY if it holds fewer). Each version
 stores what a real evaluation of a 5,000-class model stores: `evaluate()` of the engine is run on --test-items items
@@ -117,7 +117,7 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=20)
     parser.add_argument("--classes", type=int, default=5000)
     parser.add_argument("--test-items", type=int, default=10_000)
-    parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--requests", type=int, default=100)
     args = parser.parse_args()
     bench_database()
     from django.conf import settings

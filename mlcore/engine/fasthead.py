@@ -8,9 +8,8 @@ version's is on its validation split.
 
 Measured with 5 labels per category on frozen all-MiniLM-L6-v2 embeddings (bench.accuracy; Flipkart's 173
 categories with >= 10 distinct titles, 9,666 held-out titles): centroids 0.860, with the zero-shot prior at weight 0.5
-(chosen on PriceRunner, where it gives 0.827) 0.874; logistic regression 0.882 and TF-IDF + LR 0.874 in a one-off
-comparison. Centroids are kept for what they cost: a sum per class, refitted in milliseconds, explained by the
-nearest labelled products.
+(chosen on PriceRunner, where it gives 0.827) 0.874. Centroids are kept for what they cost: a sum per class,
+refitted in milliseconds, explained by the nearest labelled products.
 """
 
 from __future__ import annotations
