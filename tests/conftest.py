@@ -133,6 +133,7 @@ def ml_settings(settings, tiny_encoder: Path, tmp_path: Path):
     settings.MLCORE_DEVICE = "cpu"
     settings.MLCORE_MAX_LENGTH = 16
     settings.MLCORE_RESCORE_CHUNK_SIZE = 4
+    settings.MLCORE_FAST_RESCORE_CHUNK_SIZE = 6
     settings.MLCORE_MIN_TRAIN_STEPS = 0  # the tiny encoder learns the toy data in the epochs each test asks for
     from mlcore.services import scoring
 

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mlcore.engine.calibration import fit_temperature
-from mlcore.engine.hierarchy import margin_and_entropy
+from mlcore.engine.hierarchy import Rollup, margin_and_entropy
 from mlcore.engine.prediction import Predictions
 
 Matrix = npt.NDArray[np.float32]
@@ -95,6 +95,59 @@ class FastHead:
             prior_weight=float(meta["prior_weight"]),
             temperature=float(meta["temperature"]),
         )
+
+
+@dataclass(frozen=True)
+class CatalogScorer:
+    """A fast head made ready to re-score a whole catalog: the zero-shot prior folded into the weights (it is linear
+    in the embedding, so centroids + w x prior is one matrix), the temperature too, and the classes in the tree's
+    order so that the back-off reads each node's probability off running sums (Rollup.backoff_ordered). Gives what
+    FastHead.predict and Rollup.backoff give, with one matrix product and a few passes over the scores instead of a
+    dozen (bench.rescore --fast)."""
+
+    weights: Matrix  # (classes, dim), rows in rollup.order
+    rollup: Rollup
+
+    @classmethod
+    def build(cls, head: FastHead, rollup: Rollup, prior_matrix: Matrix | None = None) -> CatalogScorer:
+        """prior_matrix: (classes, dim), the zero-shot score of each class as a vector (ZeroShotScorer.linear)."""
+        weights = head.centroids.astype(np.float32).copy()
+        if prior_matrix is not None and head.prior_weight:
+            weights += np.float32(head.prior_weight) * prior_matrix
+        weights /= np.float32(SCALE * head.temperature)
+        return cls(weights=np.ascontiguousarray(weights[rollup.order]), rollup=rollup)
+
+    def predict(
+        self, embeddings: Matrix, *, top_k: int, threshold: float
+    ) -> tuple[Predictions, npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """Top-k (class indices as the head's), and each row's back-off node and its probability."""
+        scores = np.asarray(embeddings, dtype=np.float32) @ self.weights.T
+        scores -= scores.max(axis=1, keepdims=True)
+        np.exp(scores, out=scores)  # the softmax's numerators; each row's total is its running sum's last column
+        n, classes = scores.shape
+        # float64: a node's probability is a difference of two sums of up to `classes` terms.
+        running = np.zeros((n, classes + 1), dtype=np.float64)
+        np.cumsum(scores, axis=1, out=running[:, 1:])
+        # The k best, best first, by k passes of argmax (half of argpartition's time here); the numerators are
+        # >= 0, so a taken one is set to -1 and no longer needed after.
+        k = min(top_k, classes)
+        rows = np.arange(n)
+        top = np.empty((n, k), dtype=np.int64)
+        values = np.empty((n, k), dtype=np.float32)
+        for j in range(k):
+            top[:, j] = scores.argmax(axis=1)
+            values[:, j] = scores[rows, top[:, j]]
+            scores[rows, top[:, j]] = -1.0
+        top_probabilities = (values / running[:, -1:]).astype(np.float32)
+        margin, entropy = margin_and_entropy(top_probabilities)
+        chosen, confidence = self.rollup.backoff_ordered(running, top, threshold)
+        predictions = Predictions(
+            top_indices=self.rollup.order[top],
+            top_probabilities=top_probabilities,
+            margin=np.asarray(margin, dtype=np.float32),
+            entropy=np.asarray(entropy, dtype=np.float32),
+        )
+        return predictions, chosen, confidence
 
 
 def is_fast_head(folder: str | Path) -> bool:

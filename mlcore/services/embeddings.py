@@ -87,6 +87,51 @@ def product_embeddings(ids: list[int], texts: list[str]) -> Matrix:
     return out
 
 
+def range_embeddings(first_id: int, last_id: int) -> tuple[list[int], Matrix]:
+    """Every product with an id in [first_id, last_id], in id order, and its embedding: one query reads the stored
+    ones written since the product last changed (updated_at: a re-score of a million products cannot afford to read
+    and hash every text); the rest (new, edited, another encoder) go through product_embeddings(), which checks the
+    text's hash and embeds what is stale."""
+    from django.db import connection
+
+    from catalog.models import Product
+
+    embedding_table, product_table = ProductEmbedding._meta.db_table, Product._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT p.id, e.vector FROM {product_table} p LEFT JOIN {embedding_table} e ON e.product_id = p.id "
+            "AND e.encoder = %s AND e.updated_at >= p.updated_at WHERE p.id BETWEEN %s AND %s ORDER BY p.id",
+            [encoder_key(), first_id, last_id],
+        )
+        rows = cursor.fetchall()
+    ids = [pk for pk, _ in rows]
+    fresh = [i for i, (_, vector) in enumerate(rows) if vector is not None]
+    stale = [i for i, (_, vector) in enumerate(rows) if vector is None]
+    dim = len(rows[fresh[0]][1]) // 2 if fresh else 0
+    stale_vectors: Matrix | None = None
+    if stale:
+        from mlcore.engine.text import product_text
+        from mlcore.engine.types import ProductText
+
+        texts = {
+            pk: product_text(ProductText(title=title, brand=brand, description=description))
+            for pk, title, brand, description in Product.objects.filter(pk__in=[ids[i] for i in stale]).values_list(
+                "pk", "title", "brand", "description"
+            )
+        }
+        present = [i for i in stale if ids[i] in texts]  # deleted since the first read: left out
+        stale_vectors = product_embeddings([ids[i] for i in present], [texts[ids[i]] for i in present])
+        dim = dim or stale_vectors.shape[1]
+        stale = present
+    keep = sorted(fresh + stale)
+    out = np.zeros((len(rows), dim), dtype=np.float32)
+    if fresh:
+        out[fresh] = np.frombuffer(b"".join(rows[i][1] for i in fresh), dtype=np.float16).reshape(len(fresh), dim)
+    if stale_vectors is not None and stale:
+        out[stale] = stale_vectors
+    return [ids[i] for i in keep], out[keep]
+
+
 def stored_embeddings(ids: list[int]) -> tuple[list[int], Matrix]:
     """The stored embeddings of these products as they are (no encoder pass): the ids that have one, and them."""
     key = encoder_key()

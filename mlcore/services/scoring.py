@@ -6,14 +6,16 @@ minute, and a version's switch tops it up with the products its re-score did not
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -30,7 +32,7 @@ from mlcore.models import (
 )
 from mlcore.selectors import serving_version
 from mlcore.services.datasets import category_hierarchy
-from mlcore.services.embeddings import base_encoder, base_model_path, encoder, product_embeddings
+from mlcore.services.embeddings import base_encoder, base_model_path, encoder, product_embeddings, range_embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -38,68 +40,178 @@ logger = logging.getLogger(__name__)
 SCHEDULED_KEY = "mlcore:scoring-backlog-scheduled"
 
 
+@dataclass
+class Scores:
+    """Predictions for a batch of products, column by column (as the engine returns them and the COPY writes them):
+    a re-scoring chunk of 10,000 products never becomes 10,000 dicts unless a caller asks for rows()."""
+
+    product_ids: list[int]
+    category_ids: npt.NDArray[np.int64]  # (n, k), best first
+    probabilities: npt.NDArray[np.float32]  # (n, k)
+    margins: npt.NDArray[np.float32]
+    entropies: npt.NDArray[np.float32]
+    backoff: list[tuple[int | None, float | None]]  # the deepest node above the threshold, or (None, None)
+
+    def __len__(self) -> int:
+        return len(self.product_ids)
+
+    def columns(self) -> Iterator[tuple[int, list[list[Any]], int, float, float, float, int | None, float | None]]:
+        """(product id, top as [[category id, probability], ...], category id, confidence, margin, entropy, back-off
+        category id, back-off confidence) per product; arrays become Python numbers in bulk (tolist)."""
+        top_ids = self.category_ids.tolist()
+        top_probabilities = np.round(self.probabilities.astype(np.float64), 5).tolist()
+        confidences = self.probabilities[:, 0].astype(np.float64).tolist() if len(self) else []
+        margins = np.asarray(self.margins, dtype=np.float64).tolist()
+        entropies = np.asarray(self.entropies, dtype=np.float64).tolist()
+        for pk, cats, probs, confidence, margin, entropy, (back_id, back_confidence) in zip(
+            self.product_ids, top_ids, top_probabilities, confidences, margins, entropies, self.backoff, strict=True
+        ):
+            yield (
+                pk,
+                [list(pair) for pair in zip(cats, probs, strict=True)],
+                cats[0],
+                confidence,
+                margin,
+                entropy,
+                back_id,
+                back_confidence,
+            )
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "product_id": pk,
+                "top": top,
+                "category_id": category_id,
+                "confidence": confidence,
+                "margin": margin,
+                "entropy": entropy,
+                "backoff_category_id": back_id,
+                "backoff_confidence": back_confidence,
+            }
+            for pk, top, category_id, confidence, margin, entropy, back_id, back_confidence in self.columns()
+        ]
+
+
 def score_products(*, version_id: int | None, products: list[tuple[int, str, str, str]]) -> list[dict[str, Any]]:
     """Top-k categories for (id, title, brand, description) rows, from a version's classifier or zero-shot."""
+    return _score_texts(version_id=version_id, products=products).rows()
+
+
+def _score_texts(*, version_id: int | None, products: list[tuple[int, str, str, str]]) -> Scores:
+    from mlcore.engine.hierarchy import margin_and_entropy
     from mlcore.engine.text import product_text
     from mlcore.engine.types import ProductText
 
+    ids = [pk for pk, *_ in products]
     if not products:
-        return []
+        return _no_scores()
     texts = [product_text(ProductText(title=t, brand=b, description=d)) for _, t, b, d in products]
     k = settings.MLCORE_TOP_K
-    backoff: list[tuple[int | None, float | None]] = [(None, None)] * len(products)
-    from mlcore.engine.hierarchy import margin_and_entropy
-
     version = ModelVersion.objects.only("artifact_path", "method").get(pk=version_id) if version_id else None
     if version is None:
         scorer, candidates, pks = _zeroshot()
         # Embedded once, and kept: the fast head and the evidence neighbours read the same vectors later.
-        embeddings = product_embeddings([pk for pk, *_ in products], texts)
+        embeddings = product_embeddings(ids, texts)
         nodes, probabilities = scorer.top_k_embedded(embeddings, candidates, k=k)
-        category_ids = [[pks[n] for n in row] for row in nodes]
         # The same uncertainty measures the classifier reports, over the top-k candidates' softmax.
         margins, entropies = margin_and_entropy(probabilities)
-    else:
-        if version.is_fast:
-            head = _fast_head(version.artifact_path)
-            embeddings = product_embeddings([pk for pk, *_ in products], texts)
-            predictions = head.predict(
-                embeddings, zeroshot_prior(head.labels, embeddings), top_k=k, keep_probabilities=True
-            )
-            labels = head.labels
-        else:
-            classifier = _classifier(version.artifact_path)
-            predictions = classifier.predict(texts, top_k=k, keep_probabilities=True)
-            labels = classifier.labels
-        category_ids = [[int(labels[i]) for i in row] for row in predictions.top_indices]
-        probabilities, margins, entropies = predictions.top_probabilities, predictions.margin, predictions.entropy
-        backoff = _backoff(labels, predictions.probabilities)
+        category_ids = np.asarray(pks, dtype=np.int64)[nodes]
+        return Scores(ids, category_ids, probabilities, margins, entropies, [(None, None)] * len(ids))
+    if version.is_fast:
+        return score_embedded(version_id=version.pk, ids=ids, embeddings=product_embeddings(ids, texts))
+    classifier = _classifier(version.artifact_path)
+    predictions = classifier.predict(texts, top_k=k, keep_probabilities=True)
+    label_ids = np.asarray([int(label) for label in classifier.labels], dtype=np.int64)
+    return Scores(
+        ids,
+        label_ids[predictions.top_indices],
+        predictions.top_probabilities,
+        predictions.margin,
+        predictions.entropy,
+        _backoff(classifier.labels, predictions.probabilities, predictions.top_indices),
+    )
+
+
+def _no_scores() -> Scores:
+    empty = np.zeros(0, dtype=np.float32)
+    return Scores([], np.zeros((0, 1), np.int64), np.zeros((0, 1), np.float32), empty, empty, [])
+
+
+def score_product_range(*, version_id: int | None, first_id: int, last_id: int) -> Scores:
+    """Scores of every product with an id in [first_id, last_id] (a re-scoring chunk). A fast version reads the
+    stored embeddings by range and never the texts it does not need (range_embeddings)."""
+    version = ModelVersion.objects.only("method").get(pk=version_id) if version_id else None
+    if version is not None and version.is_fast:
+        ids, embeddings = range_embeddings(first_id, last_id)
+        return score_embedded(version_id=version.pk, ids=ids, embeddings=embeddings)
+    products = list(
+        Product.objects.filter(id__gte=first_id, id__lte=last_id).values_list("id", "title", "brand", "description")
+    )
+    return _score_texts(version_id=version_id, products=products)
+
+
+def score_embedded(*, version_id: int, ids: list[int], embeddings: Any) -> Scores:
+    """A fast version's top-k for products already embedded: centroids + the zero-shot prior, no encoder pass."""
+    if not ids:
+        return _no_scores()
+    version = ModelVersion.objects.only("artifact_path", "method").get(pk=version_id)
+    head = _fast_head(version.artifact_path)
+    hierarchy, _ = category_hierarchy()
+    prior = _prior_matrix(head.labels) if head.prior_weight else None
+    cached = _CATALOG_SCORER.get("scorer")
+    if cached is None or cached[0] is not head or cached[1] is not prior or cached[2] is not hierarchy:
+        from mlcore.engine.fasthead import CatalogScorer
+
+        cached = (head, prior, hierarchy, CatalogScorer.build(head, _rollup(head.labels), prior))
+        _CATALOG_SCORER["scorer"] = cached
+    predictions, chosen, confidence = cached[3].predict(
+        embeddings, top_k=settings.MLCORE_TOP_K, threshold=settings.MLCORE_BACKOFF_THRESHOLD
+    )
+    label_ids = np.asarray([int(label) for label in head.labels], dtype=np.int64)
+    return Scores(
+        ids,
+        label_ids[predictions.top_indices],
+        predictions.top_probabilities,
+        predictions.margin,
+        predictions.entropy,
+        _backoff_pairs(chosen, confidence),
+    )
+
+
+_CATALOG_SCORER: dict[str, Any] = {}
+
+
+def _backoff(labels: list[str], probabilities: Any, top: Any = None) -> list[tuple[int | None, float | None]]:
+    """Roll the classes' probabilities up the tree and keep the deepest node above the threshold."""
+    chosen, confidence = _rollup(labels).backoff(probabilities, threshold=settings.MLCORE_BACKOFF_THRESHOLD, top=top)
+    return _backoff_pairs(chosen, confidence)
+
+
+def _backoff_pairs(chosen: Any, confidence: Any) -> list[tuple[int | None, float | None]]:
+    """(category id, probability) per row from the roll-up's node indices (-1: no node reached the threshold)."""
+    _, pks = category_hierarchy()
     return [
-        {
-            "product_id": pk,
-            "top": [[c, round(float(p), 5)] for c, p in zip(ids, probs, strict=True)],
-            "category_id": ids[0],
-            "confidence": float(probs[0]),
-            "margin": float(margin),
-            "entropy": float(entropy),
-            "backoff_category_id": back[0],
-            "backoff_confidence": back[1],
-        }
-        for (pk, *_), ids, probs, margin, entropy, back in zip(
-            products, category_ids, probabilities, margins, entropies, backoff, strict=True
-        )
+        (pks[c], p) if c >= 0 else (None, None)
+        for c, p in zip(chosen.tolist(), confidence.astype(np.float64).tolist(), strict=True)
     ]
 
 
-def _backoff(labels: list[str], probabilities: Any) -> list[tuple[int | None, float | None]]:
-    """Roll the classes' probabilities up the tree and keep the deepest node above the threshold."""
+def _rollup(labels: list[str]) -> Any:
+    """The tree's roll-up for these classes, built once per model and tree (a fifth of a fast chunk when it was
+    built for each)."""
     from mlcore.engine.hierarchy import Rollup
 
-    hierarchy, pks = category_hierarchy()
-    chosen, confidence = Rollup.build(hierarchy, labels).backoff(
-        probabilities, threshold=settings.MLCORE_BACKOFF_THRESHOLD
-    )
-    return [(pks[c], float(p)) if c >= 0 else (None, None) for c, p in zip(chosen, confidence, strict=True)]
+    hierarchy, _ = category_hierarchy()
+    key = tuple(labels)
+    cached = _ROLLUP_CACHE.get("rollup")
+    if cached is None or cached[0] is not hierarchy or cached[1] != key:
+        cached = (hierarchy, key, Rollup.build(hierarchy, labels))
+        _ROLLUP_CACHE["rollup"] = cached
+    return cached[2]
+
+
+_ROLLUP_CACHE: dict[str, Any] = {}
 
 
 @lru_cache(maxsize=2)
@@ -125,20 +237,22 @@ def _fast_head(artifact_path: str) -> Any:
 def zeroshot_prior(labels: list[str], embeddings: Any) -> Any:
     """Zero-shot scores of the products (embedded) for these classes (category ids as strings), column by column:
     what the fast head fuses with its centroids. A class whose category is gone from the tree scores 0."""
-    import numpy as np
+    return np.asarray(embeddings @ _prior_matrix(labels).T, dtype=np.float32)
 
+
+def _prior_matrix(labels: list[str]) -> Any:
+    """One vector per class (ZeroShotScorer.linear), kept while the classes and the taxonomy stay: a chunk's prior
+    is then one matrix product (the same object is returned while it holds, so callers may cache on it)."""
     scorer, pks = _zeroshot_scorer()
     key = (id(scorer), tuple(labels))
     if _PRIOR_CACHE.get("key") != key:
-        # One vector per class (ZeroShotScorer.linear), kept while the head and the taxonomy stay: a chunk's prior
-        # is then one matrix product.
         index = {pk: i for i, pk in enumerate(pks)}
         present = [i for i, label in enumerate(labels) if int(label) in index]
         matrix = np.zeros((len(labels), scorer.path_embeddings.shape[1]), dtype=np.float32)
         if present:
             matrix[present] = scorer.linear([index[int(labels[i])] for i in present])
         _PRIOR_CACHE.update(key=key, matrix=matrix)
-    return np.asarray(embeddings @ _PRIOR_CACHE["matrix"].T, dtype=np.float32)
+    return _PRIOR_CACHE["matrix"]
 
 
 _PRIOR_CACHE: dict[str, Any] = {}
@@ -158,9 +272,10 @@ def _zeroshot_scorer() -> tuple[Any, list[int]]:
     from mlcore.engine.zeroshot import CategoryTexts, ZeroShotScorer
 
     hierarchy, pks = category_hierarchy()
-    key = (len(pks), Category.objects.order_by("-updated_at").values_list("updated_at", flat=True).first())
     cached = _ZEROSHOT_CACHE.get("scorer")
-    if cached is None or cached[0] != key:
+    # category_hierarchy() hands out a new tree whenever a category is added or changes (names included): the
+    # scorer's category texts are stale exactly then.
+    if cached is None or cached[0] is not hierarchy:
         rows = {pk: (name, path) for pk, name, path in Category.objects.values_list("pk", "name_en", "full_path_en")}
         texts = CategoryTexts(
             hierarchy=hierarchy,
@@ -171,7 +286,7 @@ def _zeroshot_scorer() -> tuple[Any, list[int]]:
         scorer = ZeroShotScorer(
             encoder(), texts, cache_dir=settings.MLCORE_ARTIFACT_DIR / "zeroshot-cache", model_name=model
         )
-        cached = (key, scorer)
+        cached = (hierarchy, scorer)
         _ZEROSHOT_CACHE["scorer"] = cached
     return cached[1], pks
 
@@ -184,6 +299,8 @@ def scoring_caches_clear() -> None:
     _classifier.cache_clear()
     _fast_head.cache_clear()
     _PRIOR_CACHE.clear()
+    _ROLLUP_CACHE.clear()
+    _CATALOG_SCORER.clear()
     base_encoder.cache_clear()
     _ZEROSHOT_CACHE.clear()
     from mlcore.engine.device import release_memory
@@ -201,12 +318,29 @@ def zeroshot_candidates() -> list[int]:
     return list(Category.objects.filter(has_children=False, is_active=True).values_list("pk", flat=True))
 
 
-def predictions_write(*, rows: list[dict[str, Any]], version_id: int | None) -> None:
+def predictions_write(*, rows: Scores | list[dict[str, Any]], version_id: int | None) -> None:
     """PostgreSQL: one COPY, rows formatted by psycopg's C code (bench/rescore.py: ~55x bulk_update of the same
     columns, both timed to their commit, where PostgreSQL runs the deferred foreign-key checks). Elsewhere:
-    bulk_create."""
-    if not rows:
+    bulk_create. Scores (a re-scoring chunk) are written column by column, never turned into dicts."""
+    if not len(rows):
         return
+    records = (
+        rows.columns()
+        if isinstance(rows, Scores)
+        else (
+            (
+                row["product_id"],
+                row["top"],
+                row["category_id"],
+                row["confidence"],
+                row["margin"],
+                row["entropy"],
+                row.get("backoff_category_id"),
+                row.get("backoff_confidence"),
+            )
+            for row in rows
+        )
+    )
     if connection.vendor == "postgresql":
         now = timezone.now()
         with (
@@ -216,23 +350,30 @@ def predictions_write(*, rows: list[dict[str, Any]], version_id: int | None) -> 
                 "backoff_category_id, backoff_confidence, created_at) FROM STDIN"
             ) as copy,
         ):
-            for row in rows:
+            for pk, top, category_id, confidence, margin, entropy, back_id, back_confidence in records:
+                # The top-k as JSON by hand: ids and finite floats, whose repr is JSON (a third of json.dumps' time).
+                top_json = "[" + ", ".join(f"[{c}, {p!r}]" for c, p in top) + "]"
                 copy.write_row(
-                    (
-                        row["product_id"],
-                        version_id,
-                        json.dumps(row["top"]),
-                        row["category_id"],
-                        row["confidence"],
-                        row["margin"],
-                        row["entropy"],
-                        row.get("backoff_category_id"),
-                        row.get("backoff_confidence"),
-                        now,
-                    )
+                    (pk, version_id, top_json, category_id, confidence, margin, entropy, back_id, back_confidence, now)
                 )
         return
-    Prediction.objects.bulk_create([Prediction(model_version_id=version_id, **row) for row in rows], batch_size=500)
+    Prediction.objects.bulk_create(
+        [
+            Prediction(
+                model_version_id=version_id,
+                product_id=pk,
+                top=top,
+                category_id=category_id,
+                confidence=confidence,
+                margin=margin,
+                entropy=entropy,
+                backoff_category_id=back_id,
+                backoff_confidence=back_confidence,
+            )
+            for pk, top, category_id, confidence, margin, entropy, back_id, back_confidence in records
+        ],
+        batch_size=500,
+    )
 
 
 def scoring_backlog_add(*, product_ids: Iterable[int]) -> int:

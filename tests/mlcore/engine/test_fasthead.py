@@ -48,3 +48,39 @@ def test_the_zero_shot_prior_decides_where_the_centroids_cannot():
     product = x[3:4]
     assert with_prior.predict(product, prior[:1]).top_indices[0, 0] == 0
     assert without.prior_weight == 0.0
+
+
+def test_the_catalog_scorer_gives_what_the_head_and_the_rollup_give():
+    """CatalogScorer folds the prior and the temperature into one matrix and reads the back-off off running sums in
+    tree order: the same answers as FastHead.predict + Rollup.backoff, peaked rows and flat ones alike."""
+    from mlcore.engine.fasthead import CatalogScorer
+    from mlcore.engine.hierarchy import Hierarchy, Rollup
+
+    rng = np.random.default_rng(3)
+    # 40 leaves under 8 parents under 2 roots; classes are the leaves, labelled out of tree order.
+    pairs = [("r0", None), ("r1", None)] + [(f"p{i}", f"r{i % 2}") for i in range(8)]
+    pairs += [(f"l{i}", f"p{i % 8}") for i in range(40)]
+    tree = Hierarchy.from_pairs(pairs)
+    labels = sorted(f"l{i}" for i in range(40))
+    centroids = rng.normal(size=(40, 16)).astype(np.float32)
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    head = FastHead(labels=labels, centroids=centroids, counts=np.full(40, 5), prior_weight=0.5, temperature=4.0)
+    prior_matrix = rng.normal(scale=0.1, size=(40, 16)).astype(np.float32)
+    x = np.vstack(
+        [centroids[rng.integers(0, 40, 300)] + rng.normal(scale=0.3, size=(300, 16)), rng.normal(size=(100, 16))]
+    )
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    rollup = Rollup.build(tree, labels)
+    outcomes = set()
+    for threshold in (0.5, 0.9):
+        predictions, chosen, confidence = CatalogScorer.build(head, rollup, prior_matrix).predict(
+            x, top_k=3, threshold=threshold
+        )
+        reference = head.predict(x, x @ prior_matrix.T, top_k=3, keep_probabilities=True)
+        assert (predictions.top_indices[:, 0] == reference.top_indices[:, 0]).all()
+        assert np.allclose(predictions.top_probabilities, reference.top_probabilities, atol=1e-5)
+        expected, expected_confidence = rollup.backoff(reference.probabilities, threshold=threshold)
+        assert (chosen == expected).all()
+        assert np.allclose(confidence, expected_confidence, atol=1e-5)
+        outcomes.update({"node" if c >= 0 else "none" for c in chosen.tolist()})
+    assert outcomes == {"node", "none"}  # both exercised

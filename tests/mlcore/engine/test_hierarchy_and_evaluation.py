@@ -62,6 +62,27 @@ def test_backoff_may_leave_the_best_class_s_branch():
     assert confidence.tolist() == pytest.approx([0.6])
 
 
+def test_backoff_over_the_top_k_gives_what_the_full_rollup_gives():
+    # A random tree of 300 nodes, 150 of them classes (some internal), rows from peaked to flat: the top-k path must
+    # agree with the full roll-up everywhere, including rows whose answer is outside every top-k class's path.
+    rng = np.random.default_rng(0)
+    parents = [str(int(rng.integers(0, i))) if rng.random() < 0.95 else None for i in range(1, 300)]
+    pairs = [("0", None)] + [(str(i), parent) for i, parent in zip(range(1, 300), parents, strict=True)]
+    tree = Hierarchy.from_pairs(pairs)
+    classes = [str(c) for c in sorted(rng.choice(300, size=150, replace=False))]
+    rollup = Rollup.build(tree, classes)
+    logits = rng.normal(size=(2000, len(classes))) * rng.choice([0.1, 1.0, 3.0, 8.0], size=(2000, 1))
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True)).astype(np.float32)
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    for k in (1, 5):
+        top = np.argsort(-probabilities, axis=1)[:, :k]
+        for threshold in (0.3, 0.55, 0.9):
+            fast, fast_confidence = rollup.backoff(probabilities, threshold=threshold, top=top)
+            full, full_confidence = rollup.backoff(probabilities, threshold=threshold)
+            assert (fast == full).all()
+            assert fast_confidence == pytest.approx(full_confidence, abs=1e-5)
+
+
 def test_internal_node_as_a_class_rolls_up_too():
     classes = ["kitchen", "dish"]  # a label on an internal node, as with Digital Cameras in the demo
     assert _node_probabilities([0.5, 0.5], classes)["kitchen"] == pytest.approx(1.0)
