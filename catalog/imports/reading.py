@@ -18,6 +18,8 @@ from core.errors import ApplicationError
 
 # csv's default 128 KiB cap rejects long but legitimate product descriptions.
 csv.field_size_limit(16 * 1024 * 1024)
+# The longest line a delimited or JSONL file may have (a record with a long description is well under it).
+MAX_LINE_BYTES = 32 * 1024 * 1024
 
 FORMATS = ("csv", "tsv", "jsonl", "json")
 
@@ -58,11 +60,29 @@ def guess_format(filename: str) -> str:
     return suffix
 
 
+# What people upload by mistake, by the first bytes of the file.
+BINARY_SIGNATURES = {
+    b"PK\x03\x04": "a ZIP archive or an Excel workbook (.xlsx): save the sheet as CSV UTF-8",
+    b"\xd0\xcf\x11\xe0": "an old Excel workbook (.xls): save the sheet as CSV UTF-8",
+    b"%PDF": "a PDF document",
+    b"\x1f\x8b": "a gzip archive: unpack it first",
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+}
+
+
 def _sniff_encoding(raw: IO[bytes]) -> None:
-    head = raw.read(4)
+    head = raw.read(4096)
     raw.seek(0)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise FileFormatError("The file is UTF-16. Save it as UTF-8 (with or without BOM) and upload it again.")
+    for signature, what in BINARY_SIGNATURES.items():
+        if head.startswith(signature):
+            raise FileFormatError(f"This is {what}, not a CSV, TSV or JSON file. Nothing was imported.")
+    if b"\x00" in head:
+        raise FileFormatError(
+            "The file holds NUL bytes at its start: it is binary, not a text file. Nothing was imported."
+        )
 
 
 def _decode_error(exc: UnicodeDecodeError, path: Path) -> FileFormatError:
@@ -105,6 +125,32 @@ class CountingReader:
         # utf-8-sig strips a BOM when there is one; strict errors so that a wrong encoding is reported, not mangled.
         return io.TextIOWrapper(self._raw, encoding="utf-8-sig", errors="strict", newline="")
 
+    def lines(self) -> Iterator[str]:
+        """The file's lines, decoded, none longer than MAX_LINE_BYTES: a file with no line breaks (a binary file, a
+        1 GB single line, old Mac line endings) is refused at that size instead of being read whole into memory,
+        which a text stream's line iterator would do."""
+        number = 0
+        while True:
+            raw = self._raw.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                return
+            number += 1
+            if len(raw) > MAX_LINE_BYTES:
+                raise FileFormatError(
+                    f"Line {number} is longer than {MAX_LINE_BYTES // 2**20} MB: this does not look like a CSV, TSV or "
+                    "JSONL file with one record per line (is it binary, or saved with old Mac line endings?). "
+                    "Nothing was imported."
+                )
+            try:
+                yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                byte = raw[exc.start : exc.start + 1].hex()
+                raise FileFormatError(
+                    f"The file is not UTF-8: byte 0x{byte} on line {number} cannot be read. It is probably Latin-1 "
+                    "or Windows-1252; save it as UTF-8 (with or without BOM) and upload it again. Nothing was "
+                    "imported."
+                ) from exc
+
     def close(self) -> None:
         self._raw.close()
 
@@ -112,8 +158,7 @@ class CountingReader:
 def iter_delimited(
     reader: CountingReader, *, delimiter: str, required: tuple[str, ...], any_of: tuple[str, ...] = ()
 ) -> Iterator[Record]:
-    text = reader.text()
-    rows = csv.reader(text, delimiter=delimiter, strict=True)
+    rows = csv.reader(reader.lines(), delimiter=delimiter, strict=True)
     line = 1
     try:
         header = next(rows, None)
@@ -144,6 +189,7 @@ def iter_delimited(
             if not row or not any(cell.strip() for cell in row):
                 continue
             record = Record(line=line, values=dict(zip(names, row, strict=False)))
+            _refuse_nul(record)
             if len(row) != width:
                 record.errors.append(RowError(line, "", f"expected {width} fields as in the header, found {len(row)}"))
             yield record
@@ -151,11 +197,18 @@ def iter_delimited(
         raise _decode_error(exc, reader.path) from exc
 
 
+def _refuse_nul(record: Record) -> None:
+    """A NUL byte inside a value (a damaged export): the row is reported, since no text column can store it."""
+    for name, value in record.values.items():
+        # Nested values (JSONL attributes) are checked as JSON, where a NUL is written \u0000 (jsonb refuses it too).
+        if ("\x00" in value) if isinstance(value, str) else ("\\u0000" in json.dumps(value, default=str)):
+            record.errors.append(RowError(record.line, name, "contains a NUL byte (0x00), which text cannot hold"))
+
+
 def iter_jsonl(reader: CountingReader) -> Iterator[Record]:
-    text = reader.text()
     line = 0
     try:
-        for line, raw_line in enumerate(text, start=1):
+        for line, raw_line in enumerate(reader.lines(), start=1):
             if not raw_line.strip():
                 continue
             try:
@@ -166,13 +219,16 @@ def iter_jsonl(reader: CountingReader) -> Iterator[Record]:
             if not isinstance(value, dict):
                 yield Record(line=line, values={}, errors=[RowError(line, "", "expected a JSON object")])
                 continue
-            yield Record(line=line, values={normalise_header(str(k)): v for k, v in value.items()})
+            record = Record(line=line, values={normalise_header(str(k)): v for k, v in value.items()})
+            _refuse_nul(record)
+            yield record
     except UnicodeDecodeError as exc:
         raise _decode_error(exc, reader.path) from exc
 
 
-def load_json(reader: CountingReader, *, max_bytes: int = 256 * 1024 * 1024) -> Any:
-    """A whole JSON document (taxonomy files are small: the Shopify one is 0.7 MB)."""
+def load_json(reader: CountingReader, *, max_bytes: int = 64 * 1024 * 1024) -> Any:
+    """A whole JSON document (taxonomy files are small: the Shopify one is 0.7 MB; parsed JSON takes several times
+    its size in memory, hence the cap)."""
     if reader.size > max_bytes:
         raise FileFormatError(f"A JSON document over {max_bytes // 2**20} MB is too large; use JSONL or CSV.")
     try:
