@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/shelfwise
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: demo test quick lint typecheck install bench-import run worker clean chromium
+.PHONY: demo test quick fuzz lint typecheck install bench-import run worker clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ test: install chromium
 # The edit-test loop: everything but the browser and the real worker processes.
 quick: install
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(BIN)/python -m pytest -m "not e2e and not slow" -q $(PYTEST_ARGS)
+
+# The API fuzz at length: 100 generated requests per operation and role instead of the suite's few.
+fuzz: install
+	SHELFWISE_FUZZ_EXAMPLES=100 DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(BIN)/python -m pytest -q tests/security/test_api_fuzz.py $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -53,12 +53,18 @@ class LoginView(auth_views.LoginView):
         return super().post(request, *args, **kwargs)
 
 
+def _address(group: str, request: HttpRequest) -> str:
+    # REMOTE_ADDR as the WSGI server sets it (behind a proxy, the proxy's SECURE_PROXY_SSL_HEADER set-up applies);
+    # a server that sets none counts every such request together rather than failing.
+    return str(request.META.get("REMOTE_ADDR", ""))
+
+
 def login_limited(request: HttpRequest) -> bool:
     """Counts this attempt; True when the address or the username is over ACCOUNTS_LOGIN_RATE."""
     rate = settings.ACCOUNTS_LOGIN_RATE
-    by_address = is_ratelimited(request, group="login", key="ip", rate=rate, method="POST", increment=True)
+    by_address = is_ratelimited(request, group="login", key=_address, rate=rate, method="POST", increment=True)
     by_name = is_ratelimited(request, group="login-user", key="post:username", rate=rate, method="POST", increment=True)
-    return by_address or by_name
+    return bool(by_address or by_name)
 
 
 class TokenObtainView(ObtainAuthToken):

@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from catalog.models import Category, ImportJob, ImportKind, ImportRowError, Product
+from catalog.models import Category, CategorySource, ImportJob, ImportKind, ImportRowError, Product
 from core.api import JOB_FIELDS
 
 
@@ -60,7 +60,9 @@ class CategoryBriefSerializer(serializers.ModelSerializer[Category]):
 
 
 class ProductSerializer(serializers.ModelSerializer[Product]):
-    category = CategoryBriefSerializer(read_only=True)
+    # A product may have no category yet, and then no source: both are in the schema (schemathesis found them out).
+    category = CategoryBriefSerializer(read_only=True, allow_null=True)
+    category_source = serializers.ChoiceField(choices=[("", "none"), *CategorySource.choices], read_only=True)
 
     class Meta:
         model = Product
