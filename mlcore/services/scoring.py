@@ -122,14 +122,22 @@ def _score_texts(*, version_id: int | None, products: list[tuple[int, str, str, 
         return score_embedded(version_id=version.pk, ids=ids, embeddings=product_embeddings(ids, texts))
     classifier = _classifier(version.artifact_path)
     predictions = classifier.predict(texts, top_k=k, keep_probabilities=True)
-    label_ids = np.asarray([int(label) for label in classifier.labels], dtype=np.int64)
+    backoff = _backoff(classifier.labels, predictions.probabilities, predictions.top_indices)
+    return _scores_of(ids, classifier.labels, predictions, backoff)
+
+
+def _scores_of(
+    ids: list[int], labels: list[str], predictions: Any, backoff: list[tuple[int | None, float | None]]
+) -> Scores:
+    """A model's predictions (class indices) as Scores (category ids)."""
+    label_ids = np.asarray([int(label) for label in labels], dtype=np.int64)
     return Scores(
         ids,
         label_ids[predictions.top_indices],
         predictions.top_probabilities,
         predictions.margin,
         predictions.entropy,
-        _backoff(classifier.labels, predictions.probabilities, predictions.top_indices),
+        backoff,
     )
 
 
@@ -168,15 +176,7 @@ def score_embedded(*, version_id: int, ids: list[int], embeddings: Any) -> Score
     predictions, chosen, confidence = cached[3].predict(
         embeddings, top_k=settings.MLCORE_TOP_K, threshold=settings.MLCORE_BACKOFF_THRESHOLD
     )
-    label_ids = np.asarray([int(label) for label in head.labels], dtype=np.int64)
-    return Scores(
-        ids,
-        label_ids[predictions.top_indices],
-        predictions.top_probabilities,
-        predictions.margin,
-        predictions.entropy,
-        _backoff_pairs(chosen, confidence),
-    )
+    return _scores_of(ids, head.labels, predictions, _backoff_pairs(chosen, confidence))
 
 
 _CATALOG_SCORER: dict[str, Any] = {}

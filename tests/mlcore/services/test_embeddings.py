@@ -7,16 +7,11 @@ from mlcore.models import ProductEmbedding
 from mlcore.services.embeddings import product_embeddings, stored_embeddings
 
 
-def test_embeddings_are_stored_once_and_again_when_the_text_changes(ml_settings, labelled_catalog, monkeypatch):
+def _count_encoder_passes(monkeypatch) -> list[list[str]]:
+    """Each batch the encoder is asked to embed from now on."""
     from mlcore.services import embeddings
 
-    products = list(Product.objects.order_by("pk").values_list("pk", "title")[:4])
-    ids, texts = [pk for pk, _ in products], [title for _, title in products]
-    first = product_embeddings(ids, texts)
-    assert first.shape[0] == 4
-    assert np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-2)
-    assert ProductEmbedding.objects.count() == 4
-    calls = []
+    calls: list[list[str]] = []
     real = embeddings.encoder
 
     def counting():
@@ -31,6 +26,18 @@ def test_embeddings_are_stored_once_and_again_when_the_text_changes(ml_settings,
         return encoder
 
     monkeypatch.setattr(embeddings, "encoder", counting)
+    return calls
+
+
+def test_embeddings_are_stored_once_and_again_when_the_text_changes(ml_settings, labelled_catalog, monkeypatch):
+
+    products = list(Product.objects.order_by("pk").values_list("pk", "title")[:4])
+    ids, texts = [pk for pk, _ in products], [title for _, title in products]
+    first = product_embeddings(ids, texts)
+    assert first.shape[0] == 4
+    assert np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-2)
+    assert ProductEmbedding.objects.count() == 4
+    calls = _count_encoder_passes(monkeypatch)
     again = product_embeddings(ids, texts)
     assert calls == []  # all four read back, no encoder pass
     assert np.allclose(again, first, atol=1e-3)  # float16 on disk
@@ -48,7 +55,6 @@ def test_a_range_read_trusts_fresh_embeddings_and_embeds_what_changed_since(ml_s
     from catalog.services.products import product_update
     from mlcore.engine.text import product_text
     from mlcore.engine.types import ProductText
-    from mlcore.services import embeddings
     from mlcore.services.embeddings import range_embeddings
 
     rows = list(Product.objects.order_by("pk").values_list("pk", "title", "brand", "description"))
@@ -57,21 +63,7 @@ def test_a_range_read_trusts_fresh_embeddings_and_embeds_what_changed_since(ml_s
     first, last = rows[0][0], rows[-1][0]
     ids, stored = range_embeddings(first, last)
     assert ids == [pk for pk, *_ in rows]
-    calls = []
-    real = embeddings.encoder
-
-    def counting():
-        encoder = real()
-        original = encoder.embed
-
-        def embed(batch, **kwargs):
-            calls.append(list(batch))
-            return original(batch, **kwargs)
-
-        encoder.embed = embed
-        return encoder
-
-    monkeypatch.setattr(embeddings, "encoder", counting)
+    calls = _count_encoder_passes(monkeypatch)
     assert np.allclose(range_embeddings(first, last)[1], stored)
     assert calls == []  # every embedding fresh: no text read, no encoder pass
     edited = Product.objects.get(pk=rows[2][0])
