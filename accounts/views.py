@@ -54,8 +54,14 @@ class LoginView(auth_views.LoginView):
 
 
 def _address(group: str, request: HttpRequest) -> str:
-    # REMOTE_ADDR as the WSGI server sets it (behind a proxy, the proxy's SECURE_PROXY_SSL_HEADER set-up applies);
-    # a server that sets none counts every such request together rather than failing.
+    """The client's address: REMOTE_ADDR, or behind one trusted reverse proxy the last entry it appended to the
+    header named by ACCOUNTS_CLIENT_ADDRESS_HEADER (earlier entries are the client's own word). Behind a proxy without
+    it, every client shares the proxy's address and the per-username limit is what still tells them apart. A server
+    that sets no address counts those requests together rather than failing."""
+    header = settings.ACCOUNTS_CLIENT_ADDRESS_HEADER
+    forwarded = str(request.META.get(header, "")) if header else ""
+    if forwarded.strip():
+        return forwarded.split(",")[-1].strip()
     return str(request.META.get("REMOTE_ADDR", ""))
 
 

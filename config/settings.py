@@ -141,6 +141,9 @@ LOGIN_URL = "login"
 # Log-in attempts (page and API token) per client address and per username; counted in the cache, so production sets
 # CACHE_URL to a cache every web process shares (the compose file uses Redis).
 ACCOUNTS_LOGIN_RATE = env.str("ACCOUNTS_LOGIN_RATE", default="10/m")
+# Behind one trusted reverse proxy: the request header (as in request.META) it appends the client's address to, e.g.
+# HTTP_X_FORWARDED_FOR. Empty: REMOTE_ADDR.
+ACCOUNTS_CLIENT_ADDRESS_HEADER = env.str("ACCOUNTS_CLIENT_ADDRESS_HEADER", default="")
 LOGIN_REDIRECT_URL = "catalog:product-list"
 LOGOUT_REDIRECT_URL = "login"
 

@@ -110,9 +110,12 @@ def range_embeddings(first_id: int, last_id: int) -> tuple[list[int], Matrix]:
     dim = len(rows[fresh[0]][1]) // 2 if fresh else 0
     stale_vectors: Matrix | None = None
     if stale:
+        from django.utils import timezone
+
         from mlcore.engine.text import product_text
         from mlcore.engine.types import ProductText
 
+        read_at = timezone.now()
         texts = {
             pk: product_text(ProductText(title=title, brand=brand, description=description))
             for pk, title, brand, description in Product.objects.filter(pk__in=[ids[i] for i in stale]).values_list(
@@ -121,6 +124,12 @@ def range_embeddings(first_id: int, last_id: int) -> tuple[list[int], Matrix]:
         }
         present = [i for i in stale if ids[i] in texts]  # deleted since the first read: left out
         stale_vectors = product_embeddings([ids[i] for i in present], [texts[ids[i]] for i in present])
+        # Their vectors now match the texts as read: dated then, the next re-score trusts them without reading the
+        # texts again (a product whose category changed after it was embedded would otherwise be hashed every time),
+        # while an edit after the read stays newer than its embedding.
+        ProductEmbedding.objects.filter(product_id__in=[ids[i] for i in present], encoder=encoder_key()).update(
+            updated_at=read_at
+        )
         dim = dim or stale_vectors.shape[1]
         stale = present
     keep = sorted(fresh + stale)

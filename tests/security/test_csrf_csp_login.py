@@ -91,6 +91,26 @@ def test_the_login_is_rate_limited_by_address_and_by_username(world, fresh_rate_
     assert fresh.post("/accounts/login/", {"username": "adm", "password": "right"}).status_code == 302
 
 
+def test_behind_a_proxy_the_address_is_the_one_it_appended(world, fresh_rate_limits, settings):
+    """With ACCOUNTS_CLIENT_ADDRESS_HEADER set, clients behind one proxy are told apart by the address the proxy
+    appended (the last entry), and a client cannot dodge the limit by writing its own entries first."""
+    settings.ACCOUNTS_LOGIN_RATE = "2/m"
+    settings.ACCOUNTS_CLIENT_ADDRESS_HEADER = "HTTP_X_FORWARDED_FOR"
+    proxy = Client(REMOTE_ADDR="10.0.0.1")
+    for spoof in ("1.1.1.1", "2.2.2.2"):
+        proxy.post(
+            "/accounts/login/",
+            {"username": f"u-{spoof}", "password": "x"},
+            HTTP_X_FORWARDED_FOR=f"{spoof}, 203.0.113.7",
+        )
+    held = proxy.post(
+        "/accounts/login/", {"username": "u-3", "password": "x"}, HTTP_X_FORWARDED_FOR="3.3.3.3, 203.0.113.7"
+    )
+    assert held.status_code == 429  # the same client (203.0.113.7), whatever it wrote before
+    other = proxy.post("/accounts/login/", {"username": "u-4", "password": "x"}, HTTP_X_FORWARDED_FOR="198.51.100.2")
+    assert other.status_code == 200  # another client behind the same proxy
+
+
 def test_the_api_token_endpoint_is_rate_limited_too(world, fresh_rate_limits, settings):
     settings.ACCOUNTS_LOGIN_RATE = "3/m"
     client = APIClient()

@@ -74,3 +74,9 @@ def test_a_range_read_trusts_fresh_embeddings_and_embeds_what_changed_since(ml_s
     assert ids == [pk for pk, *_ in rows]
     assert not np.allclose(again[2], stored[2], atol=1e-2)
     assert np.allclose(np.delete(again, 2, axis=0), np.delete(stored, 2, axis=0))
+    # Read once more: the edited product's new vector is dated after its edit, so it is trusted without its text.
+    edited.refresh_from_db()
+    assert ProductEmbedding.objects.get(product=edited).updated_at >= edited.updated_at
+    calls.clear()
+    assert np.allclose(range_embeddings(first, last)[1], again, atol=1e-3)  # float16 on disk
+    assert calls == []

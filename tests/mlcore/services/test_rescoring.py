@@ -88,7 +88,8 @@ def test_activating_another_version_cancels_the_old_versions_rescoring(
     with django_capture_on_commit_callbacks(execute=False):
         run = training_run_start(user=admin_user, epochs=1, learning_rate=5e-3, batch_size=8, max_length=16)
         training_run_execute(run_id=run.pk)
-        model_version_activate(version_id=run.model_version_id, user=admin_user, force=True)
+        # Whether the gate holds the 1-epoch v2 back varies with the CPU's threads; what is tested is the cancel.
+        model_version_activate(version_id=run.model_version_id, user=admin_user, force=True, reason="the test's")
     old_job.refresh_from_db()
     assert old_job.status == JobStatus.CANCELLED
     run.refresh_from_db()
