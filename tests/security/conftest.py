@@ -30,7 +30,7 @@ class World:
 
 
 @pytest.fixture
-def world(small_tree, django_capture_on_commit_callbacks, tmp_path) -> World:
+def world(small_tree, django_capture_on_commit_callbacks) -> World:
     users = {
         "annotator": UserFactory(username="ann", role=Role.ANNOTATOR),
         "other_annotator": UserFactory(username="ann2", role=Role.ANNOTATOR),
@@ -54,7 +54,7 @@ def world(small_tree, django_capture_on_commit_callbacks, tmp_path) -> World:
     other = Annotation.objects.create(
         product=product, annotator=users["other_annotator"], kind=AnnotationKind.LABEL, category=small_tree["dish"]
     )
-    review = ReviewItem.objects.create(product=product, reason=ReviewReason.choices[0][0])
+    review = ReviewItem.objects.create(product=product, reason=ReviewReason.DISAGREEMENT)
     queue = LabelingQueue.objects.create(name="Kitchen", category=small_tree["kitchen"], created_by=users["manager"])
     ids = {
         "product": product.pk,
