@@ -159,42 +159,38 @@ def iter_delimited(
     reader: CountingReader, *, delimiter: str, required: tuple[str, ...], any_of: tuple[str, ...] = ()
 ) -> Iterator[Record]:
     rows = csv.reader(reader.lines(), delimiter=delimiter, strict=True)
-    line = 1
-    try:
-        header = next(rows, None)
-        if not header or not any(cell.strip() for cell in header):
-            raise FileFormatError("The file is empty: it needs a header row naming its columns.")
-        names = [normalise_header(cell) for cell in header]
-        missing = [name for name in required if name not in names]
-        if any_of and not any(name in names for name in any_of):
-            missing.append(" or ".join(any_of))
-        if missing:
-            raise FileFormatError(
-                f"Missing column(s): {', '.join(missing)}. The header row has: {', '.join(header)}."
-                + ("" if delimiter == "\t" else " (Is it comma-separated?)")
-            )
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise FileFormatError(f"Column(s) named twice in the header: {', '.join(duplicates)}.")
-        width = len(names)
-        while True:
-            line = rows.line_num + 1
-            try:
-                row = next(rows)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                yield Record(line=line, values={}, errors=[RowError(line, "", f"unreadable row: {exc}")])
-                continue
-            if not row or not any(cell.strip() for cell in row):
-                continue
-            record = Record(line=line, values=dict(zip(names, row, strict=False)))
-            _refuse_nul(record)
-            if len(row) != width:
-                record.errors.append(RowError(line, "", f"expected {width} fields as in the header, found {len(row)}"))
-            yield record
-    except UnicodeDecodeError as exc:
-        raise _decode_error(exc, reader.path) from exc
+    header = next(rows, None)
+    if not header or not any(cell.strip() for cell in header):
+        raise FileFormatError("The file is empty: it needs a header row naming its columns.")
+    names = [normalise_header(cell) for cell in header]
+    missing = [name for name in required if name not in names]
+    if any_of and not any(name in names for name in any_of):
+        missing.append(" or ".join(any_of))
+    if missing:
+        raise FileFormatError(
+            f"Missing column(s): {', '.join(missing)}. The header row has: {', '.join(header)}."
+            + ("" if delimiter == "\t" else " (Is it comma-separated?)")
+        )
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise FileFormatError(f"Column(s) named twice in the header: {', '.join(duplicates)}.")
+    width = len(names)
+    while True:
+        line = rows.line_num + 1
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield Record(line=line, values={}, errors=[RowError(line, "", f"unreadable row: {exc}")])
+            continue
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        record = Record(line=line, values=dict(zip(names, row, strict=False)))
+        _refuse_nul(record)
+        if len(row) != width:
+            record.errors.append(RowError(line, "", f"expected {width} fields as in the header, found {len(row)}"))
+        yield record
 
 
 def _refuse_nul(record: Record) -> None:
@@ -206,24 +202,20 @@ def _refuse_nul(record: Record) -> None:
 
 
 def iter_jsonl(reader: CountingReader) -> Iterator[Record]:
-    line = 0
-    try:
-        for line, raw_line in enumerate(reader.lines(), start=1):
-            if not raw_line.strip():
-                continue
-            try:
-                value = json.loads(raw_line)
-            except json.JSONDecodeError as exc:
-                yield Record(line=line, values={}, errors=[RowError(line, "", f"not valid JSON: {exc.msg}")])
-                continue
-            if not isinstance(value, dict):
-                yield Record(line=line, values={}, errors=[RowError(line, "", "expected a JSON object")])
-                continue
-            record = Record(line=line, values={normalise_header(str(k)): v for k, v in value.items()})
-            _refuse_nul(record)
-            yield record
-    except UnicodeDecodeError as exc:
-        raise _decode_error(exc, reader.path) from exc
+    for line, raw_line in enumerate(reader.lines(), start=1):
+        if not raw_line.strip():
+            continue
+        try:
+            value = json.loads(raw_line)
+        except json.JSONDecodeError as exc:
+            yield Record(line=line, values={}, errors=[RowError(line, "", f"not valid JSON: {exc.msg}")])
+            continue
+        if not isinstance(value, dict):
+            yield Record(line=line, values={}, errors=[RowError(line, "", "expected a JSON object")])
+            continue
+        record = Record(line=line, values={normalise_header(str(k)): v for k, v in value.items()})
+        _refuse_nul(record)
+        yield record
 
 
 def load_json(reader: CountingReader, *, max_bytes: int = 64 * 1024 * 1024) -> Any:

@@ -139,15 +139,3 @@ def range_embeddings(first_id: int, last_id: int) -> tuple[list[int], Matrix]:
     if stale_vectors is not None and stale:
         out[stale] = stale_vectors
     return [ids[i] for i in keep], out[keep]
-
-
-def stored_embeddings(ids: list[int]) -> tuple[list[int], Matrix]:
-    """The stored embeddings of these products as they are (no encoder pass): the ids that have one, and them."""
-    key = encoder_key()
-    found, vectors = [], []
-    for pk, vector in ProductEmbedding.objects.filter(product_id__in=ids, encoder=key).values_list(
-        "product_id", "vector"
-    ):
-        found.append(pk)
-        vectors.append(np.frombuffer(bytes(vector), dtype=np.float16))
-    return found, (np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, 0), dtype=np.float32))

@@ -165,7 +165,7 @@ def score_embedded(*, version_id: int, ids: list[int], embeddings: Any) -> Score
         return _no_scores()
     version = ModelVersion.objects.only("artifact_path", "method").get(pk=version_id)
     head = _fast_head(version.artifact_path)
-    hierarchy, _ = category_hierarchy()
+    hierarchy, pks = category_hierarchy()
     prior = _prior_matrix(head.labels) if head.prior_weight else None
     cached = _CATALOG_SCORER.get("scorer")
     if cached is None or cached[0] is not head or cached[1] is not prior or cached[2] is not hierarchy:
@@ -176,7 +176,7 @@ def score_embedded(*, version_id: int, ids: list[int], embeddings: Any) -> Score
     predictions, chosen, confidence = cached[3].predict(
         embeddings, top_k=settings.MLCORE_TOP_K, threshold=settings.MLCORE_BACKOFF_THRESHOLD
     )
-    return _scores_of(ids, head.labels, predictions, _backoff_pairs(chosen, confidence))
+    return _scores_of(ids, head.labels, predictions, _backoff_pairs(chosen, confidence, pks))
 
 
 _CATALOG_SCORER: dict[str, Any] = {}
@@ -185,12 +185,12 @@ _CATALOG_SCORER: dict[str, Any] = {}
 def _backoff(labels: list[str], probabilities: Any, top: Any = None) -> list[tuple[int | None, float | None]]:
     """Roll the classes' probabilities up the tree and keep the deepest node above the threshold."""
     chosen, confidence = _rollup(labels).backoff(probabilities, threshold=settings.MLCORE_BACKOFF_THRESHOLD, top=top)
-    return _backoff_pairs(chosen, confidence)
+    return _backoff_pairs(chosen, confidence, category_hierarchy()[1])
 
 
-def _backoff_pairs(chosen: Any, confidence: Any) -> list[tuple[int | None, float | None]]:
-    """(category id, probability) per row from the roll-up's node indices (-1: no node reached the threshold)."""
-    _, pks = category_hierarchy()
+def _backoff_pairs(chosen: Any, confidence: Any, pks: list[int]) -> list[tuple[int | None, float | None]]:
+    """(category id, probability) per row from the roll-up's node indices (-1: no node reached the threshold), pks
+    the tree's by node index."""
     return [
         (pks[c], p) if c >= 0 else (None, None)
         for c, p in zip(chosen.tolist(), confidence.astype(np.float64).tolist(), strict=True)
