@@ -73,7 +73,10 @@ def main() -> None:
         answers, last = answers + 1, time.monotonic()
         time.sleep(0.5)  # the policy counts verified labels on commit; no need to race it
     while time.monotonic() - last < 120:
-        serving = [v for v in versions(base, admin) if v.get("method") == "fast" and v.get("is_serving")]
+        fresh = [v for v in versions(base, admin) if v["id"] not in known and v.get("method") == "fast"]
+        if any(v.get("held_back") for v in fresh):
+            raise SystemExit(f"{answers} answers; the gate held the new fast version back (a better one serves)")
+        serving = [v for v in fresh if v.get("is_serving")]
         if serving:
             print(
                 f"{answers} answers; fast v{serving[0]['number']} serving "
