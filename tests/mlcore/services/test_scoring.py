@@ -15,6 +15,7 @@ from mlcore.selectors import product_suggestions
 from mlcore.services.rescoring import rescore_job_run_here, rescore_job_start
 from mlcore.services.scoring import scoring_backlog_drain
 from mlcore.services.training import training_run_execute, training_run_start
+from tests.factories import ProductFactory
 
 
 def test_a_new_product_is_queued_and_scored_zero_shot_then_rescored_when_edited(
@@ -131,3 +132,48 @@ def test_a_product_created_through_the_api_has_suggestions_within_seconds_on_a_r
     assert suggestions, "no suggestion a minute after the product was created"
     assert suggestions[0]["source"] == "zero-shot"
     assert time.monotonic() - started < 30
+
+
+def test_a_chunk_s_scores_are_written_as_the_rows_path_writes_them(small_tree) -> None:
+    """A re-scoring chunk's Scores go to PostgreSQL as one COPY text formatted column by column; what lands must be
+    what the row-by-row path writes for the same predictions (nulls, the top-k JSON, floats)."""
+    import numpy as np
+
+    from mlcore.services.scoring import Scores, predictions_write
+
+    products = [ProductFactory() for _ in range(3)]
+    categories = [small_tree[name] for name in ("fridge", "dish", "phones")]
+    version = ModelVersion.objects.create(number=1, base_model="test", artifact_path="-")
+    scores = Scores(
+        [p.pk for p in products],
+        np.array([[c.pk for c in categories]] * 3, dtype=np.int64),
+        np.array([[0.7, 0.2, 0.1], [0.5, 0.25, 0.25], [0.34, 0.33, 0.33]], dtype=np.float32),
+        np.array([0.5, 0.25, 0.01], dtype=np.float32),
+        np.array([0.8, 1.0, 1.1], dtype=np.float32),
+        [(categories[0].pk, 0.9), (None, None), (small_tree["kitchen"].pk, 0.67)],
+    )
+
+    def read() -> list[tuple]:
+        return [
+            (
+                p.product_id,
+                p.top,
+                p.category_id,
+                p.confidence,
+                p.margin,
+                p.entropy,
+                p.backoff_category_id,
+                p.backoff_confidence,
+                p.model_version_id,
+            )
+            for p in Prediction.objects.filter(model_version=version).order_by("product_id")
+        ]
+
+    predictions_write(rows=scores, version_id=version.pk)
+    copied = read()
+    Prediction.objects.filter(model_version=version).delete()
+    predictions_write(rows=scores.rows(), version_id=version.pk)
+    assert copied == read()
+    assert copied[1][6] is None
+    assert copied[1][7] is None
+    assert copied[0][1] == [[categories[0].pk, 0.7], [categories[1].pk, 0.2], [categories[2].pk, 0.1]]
