@@ -135,25 +135,33 @@ class Rollup:
         any positive scale: the last column is the row's total). A column's probability is then a difference of two
         running sums, whatever the size of its subtree.
 
-        With `top_positions` (n, k: positions in `order` of each row's k most probable classes), only their
-        ancestors are candidates. That is exact wherever the classes outside the top-k hold less than the threshold
-        together (a node that reaches it must then hold a top-k class); the other rows (rare) try every column."""
+        With `top_positions` (n, k: positions in `order` of each row's k most probable classes, best first), only
+        some columns are candidates. A node that reaches the threshold holds a class of any set of classes that
+        weighs more than 1 - threshold together (else the node and the set would add up to more than the whole).
+        So where the best class alone weighs that much (most rows of a catalog), the candidates are its ancestors;
+        where the top-k together do, theirs; the other rows (rare) try every column. Exact in every case."""
         n = len(running)
         chosen = np.full(n, -1, dtype=np.int64)
         confidence = np.zeros(n, dtype=np.float32)
         rest = np.arange(n)
         if top_positions is not None and top_positions.shape[1]:
-            rows = np.arange(n)[:, None]
-            top_mass = (running[rows, top_positions + 1] - running[rows, top_positions]).sum(axis=1)
-            near = np.flatnonzero(top_mass > (1.0 - threshold) * running[:, -1])
-            # Rows are gathered by index, never copied: a chunk's running sums are tens of megabytes.
-            candidates = self.class_columns[self.order[top_positions[near]]].reshape(len(near), -1)
-            valid = candidates >= 0
-            safe = np.where(valid, candidates, 0)
-            at = near[:, None]
-            mass = (running[at, self.ends[safe]] - running[at, self.starts[safe]]) / running[at, -1]
-            chosen[near], confidence[near] = self._deepest(mass, safe, valid, threshold)
-            rest = np.flatnonzero(top_mass <= (1.0 - threshold) * running[:, -1])
+            at_rows = np.arange(n)[:, None]
+            top_mass = running[at_rows, top_positions + 1] - running[at_rows, top_positions]
+            # Strictly more than 1 - threshold, by the margin _deepest allows a sum below the threshold.
+            slack = (1.0 - threshold + 1e-6) * running[:, -1]
+            alone = top_mass[:, 0] > slack
+            together = ~alone & (top_mass.sum(axis=1) > slack)
+            for near, width in ((np.flatnonzero(alone), 1), (np.flatnonzero(together), top_positions.shape[1])):
+                if not len(near):
+                    continue
+                # Rows are gathered by index, never copied: a chunk's running sums are tens of megabytes.
+                candidates = self.class_columns[self.order[top_positions[near, :width]]].reshape(len(near), -1)
+                valid = candidates >= 0
+                safe = np.where(valid, candidates, 0)
+                at = near[:, None]
+                mass = (running[at, self.ends[safe]] - running[at, self.starts[safe]]) / running[at, -1]
+                chosen[near], confidence[near] = self._deepest(mass, safe, valid, threshold)
+            rest = np.flatnonzero(~alone & ~together)
         if len(rest):
             # Every column: the class values back from the running sums, rolled up by the sparse class -> node
             # matrix (rows in `order`), as node_probabilities() does.
