@@ -1,11 +1,12 @@
 """Accuracy on both shipped catalogs: PriceRunner's offers, split by cluster (20 % of clusters held out, never by
 row), and Flipkart's products with their own taxonomy (never tuned on; sampled by distinct title).
 
-    python -m bench.accuracy [--train-limit N] [--epochs 2] [--zeroshot-limit 2000]
+    python -m bench.accuracy [--train-limit N] [--epochs 2] [--zeroshot-limit 2000] [--active-learning-rounds 70]
 
 In one run: the fine-tuned encoder against TF-IDF + logistic regression (weighted F1, accuracy), and zero-shot
 top-1/top-5 of the offers against all 8,251 Shopify leaves (the mapped node or a descendant counts as right) and
-against the 10 mapped categories. Plain Python: no database.
+against the 10 mapped categories; the fast head with 5 labels per category and the active-learning curve
+(bench.active_learning), on both catalogs. Plain Python: no database.
 
 Some offers sit in the cluster of another product (an IP phone in a Samsung TV's cluster, pliers in a freezer's) and
 carry that product's category; bench/pricerunner_mismatched_offers.csv lists those found in the test split by
@@ -284,6 +285,12 @@ def main() -> None:
     parser.add_argument(
         "--fine-tune", default="pricerunner,flipkart", help="the catalogs to fine-tune on (comma-separated)"
     )
+    parser.add_argument(
+        "--active-learning-rounds",
+        type=int,
+        default=70,
+        help="rounds of 100 labels in the active-learning simulation on both catalogs (0: leave it out)",
+    )
     args = parser.parse_args()
     train, test, mapping = load()
     print(f"offers: {len(train):,} train, {len(test):,} test (20 % of clusters held out)")
@@ -359,6 +366,13 @@ def main() -> None:
             f"fast head prior weight chosen on {chosen_on}: {best}; on {reported_on} it gives "
             f"{shot[f'fast_{reported_on}_{best}']:.3f} (target on Flipkart: 0.92)"
         )
+    if args.active_learning_rounds:
+        from bench import active_learning
+
+        # The same simulation as python -m bench.active_learning (uncertainty against random sampling, a frozen
+        # encoder with a logistic-regression head), on both catalogs.
+        for catalog in active_learning.CATALOGS.values():
+            active_learning.simulate(catalog(5), batch=100, rounds=args.active_learning_rounds)
 
 
 if __name__ == "__main__":
