@@ -40,5 +40,35 @@ def test_no_index_that_another_one_already_leads_with():
         c["columns"][0] for c in constraints.values() if c["index"] and not c["unique"] and len(c["columns"]) == 1
     )
     # product and model_version are the first columns of the unique (product, version) and (version, margin)
-    # indexes; the category columns keep theirs for the cascade when a category is deleted.
-    assert plain == ["backoff_category_id", "category_id"]
+    # indexes; no query looks a prediction up by its category.
+    assert plain == []
+    checked = sorted(c["columns"][0] for c in constraints.values() if c["foreign_key"])
+    # The product's and the version's keep their constraints: a chunk must not write rows for a product deleted
+    # while it scored. The category columns have none (see the model).
+    assert checked == ["model_version_id", "product_id"]
+
+
+def test_a_deleted_category_is_skipped_where_predictions_named_it():
+    """No constraint ties a prediction to its categories (as none ever tied the ids in `top`): a category deleted
+    in the Django admin leaves predictions that name it, and every reader skips it."""
+    from mlcore.selectors import product_confident_category, product_suggestions
+
+    gone, kept = CategoryFactory(), CategoryFactory()
+    product = ProductFactory()
+    version = ModelVersion.objects.create(number=1, base_model="tiny", is_serving=True)
+    Prediction.objects.create(
+        product=product,
+        model_version=version,
+        top=[[gone.pk, 0.6], [kept.pk, 0.3]],
+        category=gone,
+        confidence=0.6,
+        margin=0.3,
+        entropy=0.9,
+        backoff_category=gone,
+        backoff_confidence=0.95,
+    )
+    assert product_confident_category(product=product) is not None
+    gone.delete()
+    assert [s["category_id"] for s in product_suggestions(product=product)] == [kept.pk]
+    assert product_confident_category(product=product) is None
+    assert Prediction.objects.filter(product=product).exists()
