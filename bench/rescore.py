@@ -2,6 +2,7 @@
 against the naive path (one pipeline() call per product + bulk_update), side by side; and COPY against bulk_update.
 
     python -m bench.rescore [--n 100000] [--naive 1000] [--rounds 5]
+    python -m bench.rescore --fast [--n 200000] [--classes 1000] [--workers 2]
 
 Runs on the bench database that `python -m bench.import_products` fills (products are real offer titles). The model
 is the packaged MiniLM with a 10-way head: speed does not depend on what the head learned.
@@ -296,6 +297,85 @@ def fast(n: int, classes: int, workers: int) -> None:
             f"target <= 60), {job.chunks_total} chunks, job {job.status}; reading the same embeddings alone, one "
             f"process: {floor:.1f} s ({seconds / floor:.1f} x)"
         )
+    writes(version.pk, chunks[:5])
+
+
+# Tables shaped like mlcore_prediction (LIKE ... INCLUDING ALL: its columns and indexes) with the constraints each
+# variant names: what PostgreSQL's side of a chunk's write costs, and what each constraint and index adds to it.
+WRITE_VARIANTS = {
+    "as shipped (product and version constraints, 4 indexes)": (["product_id", "model_version_id"], []),
+    "with the category constraints and indexes (until 2026-11-30)": (
+        ["product_id", "model_version_id", "category_id", "backoff_category_id"],
+        ["category_id", "backoff_category_id"],
+    ),
+    "no constraint, only the key and the unique (product, version)": ([], None),
+}
+REFERENCES = {
+    "product_id": "catalog_product",
+    "model_version_id": "mlcore_modelversion",
+    "category_id": "catalog_category",
+    "backoff_category_id": "catalog_category",
+}
+
+
+def writes(version_id: int, chunks: list[tuple[int, int]], rounds: int = 4) -> None:
+    """The same chunks' predictions copied into each variant in turn, each timed to its commit (where the deferred
+    foreign-key checks run), the order reversed every round."""
+    import numpy as np
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from mlcore.services.embeddings import range_embeddings
+    from mlcore.services.scoring import _copy_blocks, score_embedded
+
+    tables = {name: f"bench_write_{i}" for i, name in enumerate(WRITE_VARIANTS)}
+    with connection.cursor() as cursor:
+        for name, (constrained, indexed) in WRITE_VARIANTS.items():
+            table = tables[name]
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+            cursor.execute(f"CREATE TABLE {table} (LIKE mlcore_prediction INCLUDING ALL)")
+            for column in constrained:
+                cursor.execute(
+                    f"ALTER TABLE {table} ADD FOREIGN KEY ({column}) REFERENCES {REFERENCES[column]}(id) "
+                    "DEFERRABLE INITIALLY DEFERRED"
+                )
+            for column in indexed or []:
+                cursor.execute(f"CREATE INDEX ON {table} ({column})")
+            if indexed is None:
+                cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", [table])
+                for index, definition in cursor.fetchall():
+                    if "pkey" not in index and "(product_id, model_version_id)" not in definition:
+                        cursor.execute(f"DROP INDEX {index}")
+    scores = [
+        score_embedded(version_id=version_id, ids=ids, embeddings=vectors)
+        for ids, vectors in (range_embeddings(first, last) for first, last in chunks)
+    ]
+    seconds: dict[str, list[float]] = {name: [] for name in WRITE_VARIANTS}
+    columns = "product_id, model_version_id, top, category_id, confidence, margin, entropy, backoff_category_id, "
+    columns += "backoff_confidence, created_at"
+    for round_ in range(rounds):
+        for chunk in scores:
+            for name in list(WRITE_VARIANTS)[:: -1 if round_ % 2 else 1]:
+                started = time.perf_counter()
+                with (
+                    transaction.atomic(),
+                    connection.cursor() as cursor,
+                    cursor.connection.cursor().copy(f"COPY {tables[name]} ({columns}) FROM STDIN") as copy,
+                ):
+                    for block in _copy_blocks(chunk, version_id, timezone.now()):
+                        copy.write(block)
+                seconds[name].append((time.perf_counter() - started) / len(chunk) * 10_000)
+        with connection.cursor() as cursor:
+            for table in tables.values():
+                cursor.execute(f"TRUNCATE {table}")
+    with connection.cursor() as cursor:
+        for table in tables.values():
+            cursor.execute(f"DROP TABLE {table}")
+    shipped = float(np.median(seconds[next(iter(WRITE_VARIANTS))]))
+    print("PostgreSQL's side of the write alone, per 10,000 predictions (COPY to commit), side by side:")
+    for name, values in seconds.items():
+        median = float(np.median(values))
+        print(f"  {name}: {median:.3f} s ({median / shipped:.2f}x; {median * 100:.0f} s per 1M)")
 
 
 def _run_in_processes(job_id: int, processes: int) -> None:
