@@ -326,10 +326,11 @@ _COPY_PREDICTIONS = (
 
 def _copy_blocks(scores: Scores, version_id: int | None, now: datetime, *, rows: int = 1000) -> Iterator[str]:
     """A chunk's predictions as COPY text for mlcore_prediction, `rows` rows a block, formatted column by column
-    with one %-format per row (psycopg's write_row adapts ten values a row one by one: ~4x the time on 10,000
-    rows). Blocks, not one string: PostgreSQL parses a block on the other core while the next is formatted, which
-    a single string formatted first would give up (bench.rescore --fast: a whole string was slower than write_row's
-    stream). Only numbers, JSON of numbers and a timestamp: nothing that COPY's text format must escape."""
+    with one %-format per row: a quarter of the time psycopg's write_row takes to adapt ten values a row, though
+    the write as a whole gains only ~4 % (PostgreSQL's parsing, on the other core, is what a chunk waits for).
+    Blocks, not one string: PostgreSQL parses a block while the next is formatted, which a single string formatted
+    first gives up (it was slower than write_row's stream). Only numbers, JSON of numbers and a timestamp: nothing
+    that COPY's text format must escape."""
     n, k = scores.category_ids.shape
     version = r"\N" if version_id is None else str(int(version_id))
     # The top-k as JSON: category ids, and probabilities to 5 decimals (as the rows' path rounds them).
