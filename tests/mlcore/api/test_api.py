@@ -142,5 +142,12 @@ def test_admins_ask_for_a_fast_head_and_a_real_worker_fits_it(
         time.sleep(0.5)
     fast = ModelVersion.objects.get(method=TrainingMethod.FAST)
     assert fast.headline.get("n") is not None
-    suggestions = _client(admin).get(f"/api/v1/products/{Product.objects.get(sku='U000').pk}/suggestions/").json()
+    # The version's row commits before its re-score switches it in, and until then this product may have no
+    # scores at all (CI once read [] here): wait for the worker's re-score, as a user would.
+    url = f"/api/v1/products/{Product.objects.get(sku='U000').pk}/suggestions/"
+    suggestions = _client(admin).get(url).json()
+    while time.monotonic() < deadline and not suggestions:
+        time.sleep(0.5)
+        suggestions = _client(admin).get(url).json()
+    assert suggestions, "no suggestions within a minute of the request"
     assert "evidence" in suggestions[0]
