@@ -199,7 +199,7 @@ def simulate(catalog: Catalog, batch: int, rounds: int) -> dict[str, float]:
         reached = labels_to_reach(curve, target)
         figures[name] = reached if reached is not None else float("nan")
         print(
-            f"  {name:12s} final accuracy {curve[-1][1]:.4f} at {curve[-1][0]} labels; "
+            f"  {name:12s} accuracy {curve[0][1]:.4f} with the seed, {curve[-1][1]:.4f} at {curve[-1][0]} labels; "
             f"reaches {target:.3f}: {reached if reached is not None else 'not within the rounds'}"
         )
     a, r = labels_to_reach(curves["uncertainty"], target), labels_to_reach(curves["random"], target)
