@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -163,22 +163,31 @@ def _write_chunk(
     chunk: RescoreChunk, rows: Scores, *, job_id: int, version_id: int | None, first_id: int, last_id: int
 ) -> None:
     """Replace the chunk's rows in one transaction with its done flag and the job's counts; _Stop when the chunk or
-    its job is no longer this worker's to write."""
-    now = timezone.now()
+    its job is no longer this worker's to write.
+
+    The job's row is updated last: every chunk's transaction locks it, and taken first it was held through the
+    COPY and its foreign-key checks, so a second worker's finished chunk waited for the first's whole write. The
+    checks run with the COPY (not deferred to the commit) for the same reason. A job cancelled meanwhile still
+    gets no rows: its status is read under that lock, and _Stop rolls the chunk's rows back."""
     with transaction.atomic():
         if not RescoreChunk.objects.filter(pk=chunk.pk, done=False, claim_token=chunk.claim_token).update(
             done=True, products=len(rows), finished_at=timezone.now(), claim_token=None
         ):
             raise _Stop()  # its twin finished first, or took it over
-        # Counted only while the job is unfinished: a cancelled or superseded job gets no more rows.
-        if not RescoreJob.objects.filter(pk=job_id, status__in=UNFINISHED).update(
-            chunks_done=F("chunks_done") + 1, products_done=F("products_done") + len(rows), heartbeat_at=now
-        ):
-            raise _Stop()
+        if not RescoreJob.objects.filter(pk=job_id, status__in=UNFINISHED).exists():
+            raise _Stop()  # cancelled or superseded: no need to write what would be rolled back below
         Prediction.objects.filter(
             model_version_id=version_id, product_id__gte=first_id, product_id__lte=last_id
         ).delete()
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         predictions_write(rows=rows, version_id=version_id)
+        # Counted only while the job is unfinished: a cancelled or superseded job gets no more rows.
+        if not RescoreJob.objects.filter(pk=job_id, status__in=UNFINISHED).update(
+            chunks_done=F("chunks_done") + 1, products_done=F("products_done") + len(rows), heartbeat_at=timezone.now()
+        ):
+            raise _Stop()
 
 
 def _finish_if_complete(job_id: int) -> None:

@@ -165,13 +165,15 @@ def score_embedded(*, version_id: int, ids: list[int], embeddings: Any) -> Score
         return _no_scores()
     version = ModelVersion.objects.only("artifact_path", "method").get(pk=version_id)
     head = _fast_head(version.artifact_path)
-    hierarchy, pks = category_hierarchy()
-    prior = _prior_matrix(head.labels) if head.prior_weight else None
+    # Read once and handed down: asking whether the tree changed is a query (~10 ms), once per chunk is enough.
+    tree = category_hierarchy()
+    hierarchy, pks = tree
+    prior = _prior_matrix(head.labels, tree) if head.prior_weight else None
     cached = _CATALOG_SCORER.get("scorer")
     if cached is None or cached[0] is not head or cached[1] is not prior or cached[2] is not hierarchy:
         from mlcore.engine.fasthead import CatalogScorer
 
-        cached = (head, prior, hierarchy, CatalogScorer.build(head, _rollup(head.labels), prior))
+        cached = (head, prior, hierarchy, CatalogScorer.build(head, _rollup(head.labels, tree), prior))
         _CATALOG_SCORER["scorer"] = cached
     predictions, chosen, confidence = cached[3].predict(
         embeddings, top_k=settings.MLCORE_TOP_K, threshold=settings.MLCORE_BACKOFF_THRESHOLD
@@ -197,12 +199,12 @@ def _backoff_pairs(chosen: Any, confidence: Any, pks: list[int]) -> list[tuple[i
     ]
 
 
-def _rollup(labels: list[str]) -> Any:
+def _rollup(labels: list[str], tree: tuple[Any, list[int]] | None = None) -> Any:
     """The tree's roll-up for these classes, built once per model and tree (a fifth of a fast chunk when it was
-    built for each)."""
+    built for each). tree: category_hierarchy(), where the caller has it already."""
     from mlcore.engine.hierarchy import Rollup
 
-    hierarchy, _ = category_hierarchy()
+    hierarchy, _ = tree or category_hierarchy()
     key = tuple(labels)
     cached = _ROLLUP_CACHE.get("rollup")
     if cached is None or cached[0] is not hierarchy or cached[1] != key:
@@ -240,10 +242,11 @@ def zeroshot_prior(labels: list[str], embeddings: Any) -> Any:
     return np.asarray(embeddings @ _prior_matrix(labels).T, dtype=np.float32)
 
 
-def _prior_matrix(labels: list[str]) -> Any:
+def _prior_matrix(labels: list[str], tree: tuple[Any, list[int]] | None = None) -> Any:
     """One vector per class (ZeroShotScorer.linear), kept while the classes and the taxonomy stay: a chunk's prior
-    is then one matrix product (the same object is returned while it holds, so callers may cache on it)."""
-    scorer, pks = _zeroshot_scorer()
+    is then one matrix product (the same object is returned while it holds, so callers may cache on it). tree:
+    category_hierarchy(), where the caller has it already."""
+    scorer, pks = _zeroshot_scorer(tree)
     key = (id(scorer), tuple(labels))
     if _PRIOR_CACHE.get("key") != key:
         index = {pk: i for i, pk in enumerate(pks)}
@@ -265,13 +268,13 @@ def _zeroshot() -> tuple[Any, list[int], list[int]]:
     return scorer, [index[pk] for pk in zeroshot_candidates() if pk in index], pks
 
 
-def _zeroshot_scorer() -> tuple[Any, list[int]]:
+def _zeroshot_scorer(tree: tuple[Any, list[int]] | None = None) -> tuple[Any, list[int]]:
     """The zero-shot scorer over the whole tree, per process until the taxonomy changes, and the pks by node index
     (without the candidates: a fast head's prior scores its own classes, and asking which categories the catalog
     uses reads every product)."""
     from mlcore.engine.zeroshot import CategoryTexts, ZeroShotScorer
 
-    hierarchy, pks = category_hierarchy()
+    hierarchy, pks = tree or category_hierarchy()
     cached = _ZEROSHOT_CACHE.get("scorer")
     # category_hierarchy() hands out a new tree whenever a category is added or changes (names included): the
     # scorer's category texts are stale exactly then.

@@ -195,6 +195,30 @@ def test_cancel_ends_a_running_rescore_job_at_once_and_its_chunks_write_nothing(
     assert not product.predictions.exists()
 
 
+def test_a_rescore_job_cancelled_while_its_chunk_scored_gets_none_of_the_chunks_rows(db, small_tree):
+    from unittest import mock
+
+    from mlcore.services import rescoring
+    from tests.factories import ProductFactory
+
+    product = ProductFactory()
+    job = RescoreJob.objects.create(status=JobStatus.RUNNING, chunks_total=1, products_total=1)
+    RescoreChunk.objects.create(job=job, first_id=product.pk, last_id=product.pk)
+    score = rescoring.score_product_range
+
+    def cancelled_meanwhile(**kwargs):
+        scores = score(**kwargs)
+        job_cancel(RescoreJob, job.pk)
+        return scores
+
+    with mock.patch.object(rescoring, "score_product_range", cancelled_meanwhile):
+        rescoring.rescore_chunk(job_id=job.pk, first_id=product.pk, last_id=product.pk)
+    job.refresh_from_db()
+    assert (job.status, job.chunks_done, job.products_done) == (JobStatus.CANCELLED, 0, 0)
+    assert not RescoreChunk.objects.filter(job=job, done=True).exists()
+    assert not product.predictions.exists()
+
+
 def test_cancel_of_an_ended_or_missing_job_says_so(db):
     with pytest.raises(ConflictError, match="already ended"):
         job_cancel(ImportJob, _import_job(status=JobStatus.FAILED).pk)
