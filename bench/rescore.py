@@ -303,11 +303,13 @@ def fast(n: int, classes: int, workers: int) -> None:
 # Tables shaped like mlcore_prediction (LIKE ... INCLUDING ALL: its columns and indexes) with the constraints each
 # variant names: what PostgreSQL's side of a chunk's write costs, and what each constraint and index adds to it.
 WRITE_VARIANTS = {
-    "as shipped (product and version constraints, 4 indexes)": (["product_id", "model_version_id"], []),
-    "with the category constraints and indexes (until 2026-11-30)": (
+    "as shipped (the product's constraint, 4 indexes)": (["product_id"], []),
+    "with the version's constraint too (until this stop)": (["product_id", "model_version_id"], []),
+    "with the version's and the category constraints and indexes (until the last stop)": (
         ["product_id", "model_version_id", "category_id", "backoff_category_id"],
         ["category_id", "backoff_category_id"],
     ),
+    "no constraint, 4 indexes": ([], []),
     "no constraint, only the key and the unique (product, version)": ([], None),
 }
 REFERENCES = {

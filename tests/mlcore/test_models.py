@@ -43,9 +43,30 @@ def test_no_index_that_another_one_already_leads_with():
     # indexes; no query looks a prediction up by its category.
     assert plain == []
     checked = sorted(c["columns"][0] for c in constraints.values() if c["foreign_key"])
-    # The product's and the version's keep their constraints: a chunk must not write rows for a product deleted
-    # while it scored. The category columns have none (see the model).
-    assert checked == ["model_version_id", "product_id"]
+    # The product's keeps its constraint: a chunk must not write rows for a product deleted while it scored. The
+    # version and the category columns have none (see the model).
+    assert checked == ["product_id"]
+
+
+def test_a_deleted_version_takes_its_predictions_and_rows_written_after_are_pruned():
+    """No constraint ties a prediction to its version: Django's cascade deletes a deleted version's predictions,
+    and a row that names a version gone (a chunk that wrote after the cascade's query) is pruned at the next switch."""
+    from mlcore.services.registry import predictions_prune
+
+    product = ProductFactory()
+    category = CategoryFactory()
+    row = {"top": [[category.pk, 0.9]], "category": category, "confidence": 0.9, "margin": 0.8, "entropy": 0.1}
+    version = ModelVersion.objects.create(number=1, base_model="tiny")
+    Prediction.objects.create(product=product, model_version=version, **row)
+    version.delete()
+    assert not Prediction.objects.exists()
+
+    serving = ModelVersion.objects.create(number=2, base_model="tiny", is_serving=True)
+    Prediction.objects.create(product=product, model_version=serving, **row)
+    Prediction.objects.create(product=product, model_version_id=serving.pk + 1000, **row)
+    Prediction.objects.create(product=product, model_version=None, **row)  # zero-shot's: not a version's
+    assert predictions_prune(keep=2) == 1
+    assert set(Prediction.objects.values_list("model_version_id", flat=True)) == {None, serving.pk}
 
 
 def test_a_deleted_category_is_skipped_where_predictions_named_it():
