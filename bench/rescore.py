@@ -2,7 +2,7 @@
 against the naive path (one pipeline() call per product + bulk_update), side by side; and COPY against bulk_update.
 
     python -m bench.rescore [--n 100000] [--naive 1000] [--rounds 5]
-    python -m bench.rescore --fast [--n 200000] [--classes 1000] [--workers 2]
+    python -m bench.rescore --fast [--n 1000000] [--classes 1000] [--workers 2]
 
 Runs on the bench database that `python -m bench.import_products` fills (products are real offer titles). The model
 is the packaged MiniLM with a 10-way head: speed does not depend on what the head learned.
