@@ -312,9 +312,20 @@ def test_the_reaper_leaves_live_jobs_and_waiting_messages_alone(db, empty_queues
 def test_a_celery_node_that_answers_tells_whether_it_runs_the_task(celery_worker):
     from celery import current_app
 
-    nodes = list((current_app.control.inspect(timeout=2.0).ping() or {}).keys())
+    # A worker on a loaded 2-core machine may miss one broadcast's timeout: what is tested is what a node that
+    # answers says, so ask again a few times before calling it silent.
+    nodes: list[str] = []
+    for _ in range(5):
+        nodes = list((current_app.control.inspect(timeout=2.0).ping() or {}).keys())
+        if nodes:
+            break
     assert nodes, "the test worker did not answer"
-    assert claimant_gone({"host": "another-host", "pid": 1, "node": nodes[0], "task": "not-running"}) is True
+    answers = []
+    for _ in range(5):
+        answers.append(claimant_gone({"host": "another-host", "pid": 1, "node": nodes[0], "task": "not-running"}))
+        if answers[-1] is not None:
+            break
+    assert answers[-1] is True, answers
     assert claimant_gone({"host": "another-host", "pid": 1, "node": "celery@nowhere", "task": "x"}) is None
 
 
