@@ -205,7 +205,7 @@ class Prediction(models.Model):
     # job copies in.
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="predictions", db_index=False)
     # The version's foreign key has no constraint either: PostgreSQL checked it row by row, 10,000 times a chunk
-    # for the same version (0.03-0.08 s of a 10,000-row write's 0.31-0.35 s; bench.rescore --fast). The app never
+    # for the same version (0.02-0.08 s of a 10,000-row write's 0.28-0.35 s; bench.rescore --fast). The app never
     # deletes a version; one deleted in the Django admin takes its predictions with it (Django cascades by query),
     # and rows a running chunk wrote after that query name a version that no reader asks for and predictions_prune
     # deletes at the next switch. The product's constraint stays: queues and pages join predictions to products.
