@@ -22,12 +22,13 @@ REPO = Path(__file__).resolve().parent.parent
 def bench_model(folder: Path) -> Path:
     if (folder / "model.safetensors").exists():
         return folder
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from mlcore.engine.artifacts import default_base_model
+    from mlcore.engine.pooled import model_class
 
     labels = [str(i) for i in range(10)]
-    model = AutoModelForSequenceClassification.from_pretrained(
+    model = model_class().from_pretrained(
         default_base_model(),
         num_labels=10,
         id2label=dict(enumerate(labels)),

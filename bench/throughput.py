@@ -42,7 +42,9 @@ def default_tokenizer() -> str:
 
 
 def build(shape: str, tokenizer_path: str, folder: Path) -> Path:
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    from transformers import AutoTokenizer, BertConfig
+
+    from mlcore.engine.pooled import model_class
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
     config = BertConfig(
@@ -52,7 +54,8 @@ def build(shape: str, tokenizer_path: str, folder: Path) -> Path:
         label2id={label: i for i, label in enumerate(LABELS)},
         **SHAPES[shape],
     )
-    BertForSequenceClassification(config).save_pretrained(folder, safe_serialization=True)
+    # The model training saves for a BERT-family encoder (engine/pooled.py), so the bench times what is served.
+    model_class()(config).save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
 

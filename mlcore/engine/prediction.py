@@ -13,6 +13,7 @@ from mlcore.engine.artifacts import check_safe, label_map, load_metrics
 from mlcore.engine.batching import default_batch_tokens, tokenized_batches
 from mlcore.engine.device import pick_device, run_batches
 from mlcore.engine.hierarchy import margin_and_entropy
+from mlcore.engine.pooled import load_for_classification
 
 
 @dataclass
@@ -37,7 +38,7 @@ class Classifier:
         quantize: bool = False,
     ) -> None:
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
 
         path = check_safe(folder)
         if threads:
@@ -48,7 +49,7 @@ class Classifier:
         self.temperature = float(load_metrics(path).get("temperature") or 1.0)
         self.max_length = max_length
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True)
+        self.model = load_for_classification(path)
         self.model.to(self.device).eval()
         if self.device.startswith("cuda") and torch.cuda.is_bf16_supported():
             self.model.to(torch.bfloat16)

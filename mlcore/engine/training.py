@@ -19,6 +19,7 @@ import numpy as np
 from mlcore.engine.artifacts import check_safe, label_map, save_metrics
 from mlcore.engine.calibration import fit_temperature
 from mlcore.engine.device import pick_device
+from mlcore.engine.pooled import init_head_from_centroids, is_mean_pooled, model_class, supports_mean_pooling
 from mlcore.engine.types import Progress, TrainingConfig, TrainingHistory
 
 # Below this many validation items the best checkpoint is chosen by validation loss, not macro-F1 (see train()).
@@ -148,6 +149,56 @@ def _copy_head_rows(model: Any, *, previous: str, known: list[str], label_index:
                     head.bias[label_index[label]] = old_bias[old_index]
 
 
+def _initial_model(
+    source: str,
+    *,
+    labels: list[str],
+    known: list[str],
+    tokenizer: Any,
+    train_texts: list[str],
+    train_labels: list[str],
+    max_length: int,
+    device: str,
+    should_stop: Callable[[], bool] | None = None,
+) -> Any:
+    """The model training starts from: `source` (the base encoder, or the previous version when warm-starting, whose
+    output labels are `known`) with a head for `labels`.
+
+    BERT-family encoders are read by the mean of their tokens, the head started from the class centroids
+    (engine/pooled.py); other families keep transformers' [CLS] head. A previous version's head rows are kept for the
+    labels it knew only if they read the same features: a [CLS] head's rows (a version trained before the
+    mean-pooled model) mean nothing to the mean, so there every row starts from its centroid."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    label_index = {label: i for i, label in enumerate(labels)}
+    pooled = supports_mean_pooling(AutoConfig.from_pretrained(source).model_type)
+    model = (model_class() if pooled else AutoModelForSequenceClassification).from_pretrained(
+        source,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id=label_index,
+        ignore_mismatched_sizes=known != labels,
+        use_safetensors=True,
+    )
+    head_kept = bool(known) and (not pooled or is_mean_pooled(source))
+    if head_kept and known != labels:
+        _copy_head_rows(model, previous=source, known=known, label_index=label_index)
+    if pooled:
+        model.to(device)
+        filled = init_head_from_centroids(
+            model,
+            tokenizer,
+            train_texts,
+            [label_index[x] for x in train_labels],
+            rows={label_index[x] for x in labels if x not in known} if head_kept else None,
+            max_length=max_length,
+            should_stop=should_stop,
+        )
+        if filled is None:
+            raise TrainingCancelled()
+    return model
+
+
 def train(
     config: TrainingConfig,
     *,
@@ -169,7 +220,6 @@ def train(
     import torch
     from sklearn.metrics import f1_score
     from transformers import (
-        AutoModelForSequenceClassification,
         AutoTokenizer,
         DataCollatorWithPadding,
         EarlyStoppingCallback,
@@ -190,16 +240,17 @@ def train(
     warm = bool(known) and bool(set(known) & set(labels))
     source = str(warm_start_from) if warm else config.base_model
     tokenizer = AutoTokenizer.from_pretrained(source)
-    model = AutoModelForSequenceClassification.from_pretrained(
+    model = _initial_model(
         source,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id=label_index,
-        ignore_mismatched_sizes=not (warm and known == labels),
-        use_safetensors=True,
+        labels=labels,
+        known=known if warm else [],
+        tokenizer=tokenizer,
+        train_texts=train_texts,
+        train_labels=train_labels,
+        max_length=config.max_length,
+        device=device,
+        should_stop=should_stop,
     )
-    if warm and known != labels:
-        _copy_head_rows(model, previous=source, known=known, label_index=label_index)
     if config.method == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
 

@@ -99,8 +99,8 @@ def test_warm_start_when_the_labels_match(tiny_encoder: Path, tmp_path: Path):
 def test_a_grown_label_set_keeps_the_old_head_rows(tiny_encoder: Path, tmp_path: Path):
     import torch
     from safetensors.torch import load_file
-    from transformers import AutoModelForSequenceClassification
 
+    from mlcore.engine.pooled import load_for_classification
     from mlcore.engine.training import _copy_head_rows
 
     texts, labels = toy_products(40, seed=4)
@@ -116,9 +116,7 @@ def test_a_grown_label_set_keeps_the_old_head_rows(tiny_encoder: Path, tmp_path:
     known = first.labels
     grown = sorted([*known, "aaa-new"])  # the new label sorts first: every old row moves by one
     index = {label: i for i, label in enumerate(grown)}
-    model = AutoModelForSequenceClassification.from_pretrained(
-        first.output_dir, num_labels=len(grown), ignore_mismatched_sizes=True, use_safetensors=True
-    )
+    model = load_for_classification(first.output_dir, num_labels=len(grown), ignore_mismatched_sizes=True)
     _copy_head_rows(model, previous=str(first.output_dir), known=known, label_index=index)
     old = load_file(str(first.output_dir / "model.safetensors"))
     for i, label in enumerate(known):
