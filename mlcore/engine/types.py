@@ -24,9 +24,10 @@ class TrainingConfig:
     batch_size: int = 32
     max_length: int = 64
     weight_decay: float = 0.01
-    # The classification head starts from random weights: at the encoder's 5e-5 it barely moves in a short run, and
-    # its probabilities stay near uniform (the demo's seed model: right answers at 11 % confidence), which starves
-    # every consumer of confidence: margins, back-off, coverage, the disagreement queue. None: the encoder's rate.
+    # Measured when the head started from random weights ([CLS] head; still so for non-BERT encoders): at the
+    # encoder's 5e-5 it barely moved in a short run, and its probabilities stayed near uniform (the demo's seed model:
+    # right answers at 11 % confidence), which starves every consumer of confidence: margins, back-off, coverage, the
+    # disagreement queue. The centroid head (engine/pooled.py) was measured at this rate too. None: the encoder's.
     head_learning_rate: float | None = 1e-3
     warmup_ratio: float = 0.06
     seed: int = 42

@@ -151,6 +151,8 @@ def test_a_version_with_a_cls_head_is_warm_started_with_every_row_from_its_centr
     AutoTokenizer.from_pretrained(tiny_encoder).save_pretrained(old)
     assert not is_mean_pooled(old)
     assert label_map(old) == LABELS
+    # Such a version still serves as it was saved.
+    assert type(Classifier(old, device="cpu", max_length=16).model).__name__ == "BertForSequenceClassification"
 
     texts, labels = toy_products(60, seed=8)
     model = _start(old, texts, labels, known=LABELS, all_labels=LABELS)
