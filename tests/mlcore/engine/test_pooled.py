@@ -50,6 +50,19 @@ def _start(source: Path, texts: list[str], labels: list[str], *, known: list[str
     )
 
 
+def _train_v1(config: TrainingConfig, texts: list[str], labels: list[str], tmp_path: Path, **kwargs):
+    """Train on the toy titles, the first 15 validating, into tmp_path / "v1"."""
+    return train(
+        config,
+        train_texts=texts,
+        train_labels=labels,
+        val_texts=texts[:15],
+        val_labels=labels[:15],
+        output_dir=tmp_path / "v1",
+        **kwargs,
+    )
+
+
 def _logits(model, tokenizer_path: Path, texts: list[str]) -> np.ndarray:
     import torch
     from transformers import AutoTokenizer
@@ -80,14 +93,7 @@ def test_a_version_is_saved_and_served_as_the_mean_pooled_model(tiny_encoder: Pa
     config = TrainingConfig(
         base_model=str(tiny_encoder), epochs=2, batch_size=16, max_length=16, learning_rate=5e-3, device="cpu"
     )
-    result = train(
-        config,
-        train_texts=texts,
-        train_labels=labels,
-        val_texts=texts[:15],
-        val_labels=labels[:15],
-        output_dir=tmp_path / "v1",
-    )
+    result = _train_v1(config, texts, labels, tmp_path)
     assert is_mean_pooled(result.output_dir)
     assert json.loads((result.output_dir / "config.json").read_text())["architectures"] == [ARCHITECTURE]
     classifier = Classifier(result.output_dir, device="cpu", max_length=16)
@@ -109,14 +115,7 @@ def test_a_warm_start_keeps_a_mean_pooled_versions_rows_and_gives_new_labels_the
     config = TrainingConfig(
         base_model=str(tiny_encoder), epochs=1, batch_size=16, max_length=16, learning_rate=5e-3, device="cpu"
     )
-    first = train(
-        config,
-        train_texts=texts,
-        train_labels=labels,
-        val_texts=texts[:15],
-        val_labels=labels[:15],
-        output_dir=tmp_path / "v1",
-    )
+    first = _train_v1(config, texts, labels, tmp_path)
     grown = ["aaa-sofas", *LABELS]  # sorts first: every old row moves by one
     sofas = ["sofa corner grey", "sofa bed blue", "sofa leather brown"]
     model = _start(
@@ -178,14 +177,7 @@ def test_an_encoder_of_another_family_keeps_transformers_cls_head(tmp_path: Path
 
     texts, labels = toy_products(60, seed=9)
     config = TrainingConfig(base_model=str(encoder), epochs=1, batch_size=16, max_length=16, device="cpu")
-    result = train(
-        config,
-        train_texts=texts,
-        train_labels=labels,
-        val_texts=texts[:15],
-        val_labels=labels[:15],
-        output_dir=tmp_path / "v1",
-    )
+    result = _train_v1(config, texts, labels, tmp_path)
     assert not is_mean_pooled(result.output_dir)
     assert json.loads((result.output_dir / "config.json").read_text())["architectures"] == [
         "DistilBertForSequenceClassification"
@@ -223,14 +215,6 @@ def test_a_cancel_during_the_centroid_pass_stops_training_before_its_first_step(
 
     config = TrainingConfig(base_model=str(tiny_encoder), epochs=1, batch_size=16, max_length=16, device="cpu")
     with pytest.raises(TrainingCancelled):
-        train(
-            config,
-            train_texts=texts,
-            train_labels=labels,
-            val_texts=texts[:15],
-            val_labels=labels[:15],
-            output_dir=tmp_path / "v1",
-            should_stop=stop_on_the_second_batch,
-        )
+        _train_v1(config, texts, labels, tmp_path, should_stop=stop_on_the_second_batch)
     assert len(asked) == 2  # asked by the centroid pass (64 texts a batch), never by a training step
     assert not (tmp_path / "v1").exists()
