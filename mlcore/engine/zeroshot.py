@@ -27,6 +27,7 @@ import numpy.typing as npt
 from mlcore.engine.batching import default_batch_tokens, tokenized_batches
 from mlcore.engine.device import pick_device, run_batches
 from mlcore.engine.hierarchy import Hierarchy
+from mlcore.engine.pooled import mean_pooled
 
 Matrix = npt.NDArray[np.float32]
 # Weight of the full-path similarity against the mean similarity to the path's nodes (the rest).
@@ -66,19 +67,14 @@ class Encoder:
         self.model = AutoModel.from_pretrained(folder, use_safetensors=True).to(self.device).eval()
 
     def embed(self, texts: list[str], *, batch_tokens: int | None = None) -> Matrix:
-        import torch
-
         output = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
         tokens = batch_tokens or default_batch_tokens(self.device)
 
         def embed_batch(item: tuple[list[int], Any]) -> None:
             chunk, batch = item
             batch = batch.to(self.device)
-            hidden = self.model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-            pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
-            output[chunk] = pooled.cpu().numpy()
+            hidden = self.model(**batch).last_hidden_state.float()
+            output[chunk] = mean_pooled(hidden, batch["attention_mask"]).cpu().numpy()
 
         batches = tokenized_batches(self.tokenizer, texts, max_length=self.max_length, tokens=tokens)
         run_batches(embed_batch, batches, device=self.device)
