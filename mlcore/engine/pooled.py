@@ -37,6 +37,12 @@ def model_class() -> Any:
     from transformers.modeling_outputs import SequenceClassifierOutput
 
     class BertMeanPooledForSequenceClassification(BertPreTrainedModel):
+        # Loading a sentence encoder into this model always finds its unused pooler and no head (every head row is
+        # then set from the centroids or a previous version): transformers' load report said so as a warning table in
+        # the worker's log on every training run, which reads like an error. Other keys are still reported.
+        _keys_to_ignore_on_load_unexpected = [r"^pooler\."]
+        _keys_to_ignore_on_load_missing = [r"^classifier\."]
+
         def __init__(self, config: Any) -> None:
             super().__init__(config)
             self.num_labels = config.num_labels

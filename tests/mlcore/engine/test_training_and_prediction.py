@@ -4,6 +4,7 @@ import csv
 import random
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -171,8 +172,20 @@ def test_packaged_encoder_learns_the_shipped_offers(tmp_path: Path):
     assert accuracy > 0.8, accuracy
 
 
-def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_encoder: Path, tmp_path: Path):
+def test_a_killed_run_resumes_from_its_last_checkpoint(
+    tiny_encoder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from mlcore.engine import training
     from mlcore.engine.training import TrainingCancelled
+
+    centroid_passes: list[int] = []
+    fit_head = training.init_head_from_centroids
+
+    def counted(*args: Any, **kwargs: Any) -> int | None:
+        centroid_passes.append(1)
+        return fit_head(*args, **kwargs)
+
+    monkeypatch.setattr(training, "init_head_from_centroids", counted)
 
     texts, labels = toy_products(96, seed=4)
     config = TrainingConfig(
@@ -197,8 +210,12 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_encoder: Path, tmp_p
     assert not (tmp_path / "v1").exists()
     kept = sorted(int(p.name.split("-")[1]) for p in checkpoints.glob("checkpoint-*"))
     assert kept
+    assert len(centroid_passes) == 1
 
     result = train(config, on_progress=lambda p: steps.append(p.step), **arguments)
+
+    # The checkpoint overwrites every weight: the resumed run does not pay the centroid pass again.
+    assert len(centroid_passes) == 1
 
     # The curve so far is reported again, then training goes on from the checkpoint: steps never go back to 0.
     assert steps == sorted(steps)
