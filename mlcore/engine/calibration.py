@@ -10,6 +10,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+# Cosines live in [-1, 1]: zero-shot, the fast head and the mean-pooled model's centroid head divide them by this
+# before the softmax, so that their probabilities start about as sure as a trained head's (and a fitted T lands in
+# the usual range) rather than near uniform over hundreds of categories.
+COSINE_TEMPERATURE = 0.05
 # A validation split of a few dozen items can pull T anywhere: keep it within what a fine-tuned classifier needs.
 T_MIN, T_MAX = 0.25, 10.0
 # Fewer validation items than this, or not one mistake among them, and there is nothing to calibrate on: with every

@@ -23,14 +23,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mlcore.engine.calibration import fit_temperature
+from mlcore.engine.calibration import COSINE_TEMPERATURE, fit_temperature
 from mlcore.engine.hierarchy import Rollup, margin_and_entropy
 from mlcore.engine.prediction import Predictions
 
 Matrix = npt.NDArray[np.float32]
-# Cosines live in [-1, 1]: divided by this before the softmax (as zero-shot's top-k is), the fitted temperature
-# lands in calibration's usual range.
-SCALE = 0.05
+SCALE = COSINE_TEMPERATURE
 HEAD_FILE = "fasthead.npz"
 
 

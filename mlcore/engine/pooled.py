@@ -24,10 +24,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from mlcore.engine.calibration import COSINE_TEMPERATURE
+
 ARCHITECTURE = "BertMeanPooledForSequenceClassification"
-# A centroid row holds unit cosines; times 20 (1 / 0.05, as the fast head and zero-shot scale theirs) the softmax
-# starts as confident as the fast head's rather than near uniform over hundreds of classes.
-CENTROID_SCALE = 20.0
+# A centroid row holds unit cosines; scaled as the fast head's and zero-shot's (x 20) the softmax starts as confident as
+# the fast head's rather than near uniform over hundreds of classes.
+CENTROID_SCALE = 1 / COSINE_TEMPERATURE
 
 
 @cache

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mlcore.engine.batching import default_batch_tokens, tokenized_batches
+from mlcore.engine.calibration import COSINE_TEMPERATURE
 from mlcore.engine.device import pick_device, run_batches
 from mlcore.engine.hierarchy import Hierarchy
 from mlcore.engine.pooled import mean_pooled
@@ -146,14 +147,14 @@ class ZeroShotScorer:
         )
 
     def top_k(
-        self, texts: list[str], candidates: list[int], *, k: int = 5, temperature: float = 0.05
+        self, texts: list[str], candidates: list[int], *, k: int = 5, temperature: float = COSINE_TEMPERATURE
     ) -> tuple[npt.NDArray[np.int64], Matrix]:
         """Top-k candidate node indices per text and a softmax over the candidates' scores (a confidence-like
         number; zero-shot scores are not calibrated probabilities)."""
         return self.top_k_embedded(self.encoder.embed(texts), candidates, k=k, temperature=temperature)
 
     def top_k_embedded(
-        self, embeddings: Matrix, candidates: list[int], *, k: int = 5, temperature: float = 0.05
+        self, embeddings: Matrix, candidates: list[int], *, k: int = 5, temperature: float = COSINE_TEMPERATURE
     ) -> tuple[npt.NDArray[np.int64], Matrix]:
         """top_k for texts already embedded (stored embeddings: no encoder pass)."""
         scores = self.score(embeddings, candidates)
