@@ -1,7 +1,8 @@
 """Accuracy on both shipped catalogs: PriceRunner's offers, split by cluster (20 % of clusters held out, never by
 row), and Flipkart's products with their own taxonomy (never tuned on; sampled by distinct title).
 
-    python -m bench.accuracy [--train-limit N] [--epochs 2] [--zeroshot-limit 2000] [--active-learning-rounds 70]
+    python -m bench.accuracy [--train-limit N] [--epochs 2] [--patience 2] [--fine-tune pricerunner,flipkart]
+                             [--zeroshot-limit 2000] [--active-learning-rounds 70]
 
 In one run: the fine-tuned encoder against TF-IDF + logistic regression (weighted F1, accuracy), and zero-shot
 top-1/top-5 of the offers against all 8,251 Shopify leaves (the mapped node or a descendant counts as right) and
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import random
 import sys
 import tempfile
@@ -83,7 +85,9 @@ def tfidf_baseline(train: list[list[str]], test: list[list[str]]) -> dict[str, f
     return scores(test, [str(label) for label in model.predict([r[1] for r in test])])
 
 
-def fine_tuned(train: list[list[str]], test: list[list[str]], epochs: float, limit: int) -> dict[str, float]:
+def fine_tuned(
+    train: list[list[str]], test: list[list[str]], epochs: float, limit: int, patience: int = 2
+) -> dict[str, float]:
     from mlcore.engine.artifacts import default_base_model
     from mlcore.engine.prediction import Classifier
     from mlcore.engine.training import train as train_model
@@ -101,6 +105,8 @@ def fine_tuned(train: list[list[str]], test: list[list[str]], epochs: float, lim
         batch_size=32,
         max_length=48,
         evals_per_epoch=2,
+        # 0: never stop early (the checkpoint kept is still the best on validation): every evaluation counts.
+        early_stopping_patience=patience or math.ceil(2 * epochs) + 1,
     )
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
@@ -129,7 +135,7 @@ def fine_tuned(train: list[list[str]], test: list[list[str]], epochs: float, lim
     return measured
 
 
-def flipkart_fine_tune(epochs: float, limit: int) -> None:
+def flipkart_fine_tune(epochs: float, limit: int, patience: int) -> None:
     """The fine-tuned encoder against TF-IDF + LR on Flipkart, split by distinct title, in the same run."""
     from bench import flipkart
 
@@ -140,7 +146,7 @@ def flipkart_fine_tune(epochs: float, limit: int) -> None:
     )
     baseline = tfidf_baseline(train, test)
     print(f"  TF-IDF + LR:       weighted F1 {baseline['weighted_f1']:.4f}  accuracy {baseline['accuracy']:.4f}")
-    tuned = fine_tuned(train, test, epochs, limit)
+    tuned = fine_tuned(train, test, epochs, limit, patience)
     print(
         f"  fine-tuned MiniLM: weighted F1 {tuned['weighted_f1']:.4f}  accuracy {tuned['accuracy']:.4f} "
         f"({tuned['train_examples']:,} examples, {tuned['train_seconds']:.0f} s); ECE {tuned['ece_uncalibrated']:.4f} "
@@ -279,6 +285,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train-limit", type=int, default=0, help="train on at most N offers (0: all)")
     parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=2,
+        help="evaluations (two per epoch) without a better validation macro-F1 before fine-tuning stops; 0: never stop "
+        "early (the best checkpoint on validation is still the one kept)",
+    )
     parser.add_argument("--zeroshot-limit", type=int, default=2000)
     parser.add_argument("--flipkart-limit", type=int, default=3000, help="distinct Flipkart titles for zero-shot")
     parser.add_argument("--skip-fine-tune", action="store_true")
@@ -309,9 +322,9 @@ def main() -> None:
     )
     catalogs = set(args.fine_tune.split(",")) if not args.skip_fine_tune else set()
     if "flipkart" in catalogs:
-        flipkart_fine_tune(args.epochs, args.train_limit)
+        flipkart_fine_tune(args.epochs, args.train_limit, args.patience)
     if "pricerunner" in catalogs:
-        tuned = fine_tuned(train, test, args.epochs, args.train_limit)
+        tuned = fine_tuned(train, test, args.epochs, args.train_limit, args.patience)
         print(
             f"fine-tuned MiniLM: weighted F1 {tuned['weighted_f1']:.4f}  accuracy {tuned['accuracy']:.4f}  "
             f"(clean: {tuned['weighted_f1_clean']:.4f} / {tuned['accuracy_clean']:.4f}; "
