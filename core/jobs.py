@@ -55,7 +55,8 @@ class JobKind:
     queue: str
     # Send the job's task(s) again (for a chunked job: its chunks not done and not held by a live worker).
     enqueue: Callable[[int], Any]
-    # Clean up after the lifecycle ended the job without its worker (failed after its attempts, or cancelled).
+    # Clean up after the lifecycle ended the job without its worker (failed after its attempts, or cancelled). It runs
+    # in the transaction that ends the job, so no reader sees the job ended and its clean-up not yet done.
     on_ended: Callable[[Job], None] | None = None
     # A chunked job is not claimed as a whole: its chunks are (each a Lease), and the job is idle when its heartbeat
     # (the last chunk's) is stale.
@@ -234,7 +235,6 @@ class JobRun:
 def job_claim(model: type[J], pk: int) -> JobRun | None:
     """Take the job for this worker, or None when there is nothing to do: missing, finished, cancelled, alive on
     another worker, or out of attempts (then it is failed here, with the cause)."""
-    ended: Job | None = None
     with transaction.atomic():
         job = model._default_manager.select_for_update().filter(pk=pk).first()
         if job is None:
@@ -253,9 +253,9 @@ def job_claim(model: type[J], pk: int) -> JobRun | None:
             reason = found
             logger.warning("%s %s: taking over, %s", model.__name__, pk, reason)
         if job.cancel_requested:
-            ended = _end(job, JobStatus.CANCELLED, "Cancelled.")
+            _end(job, JobStatus.CANCELLED, "Cancelled.")
         elif job.attempts >= settings.JOBS_MAX_ATTEMPTS:
-            ended = _end(job, JobStatus.FAILED, _give_up_message(job.attempts, reason))
+            _end(job, JobStatus.FAILED, _give_up_message(job.attempts, reason))
         else:
             _claim_fields(job, now)
             job.status = JobStatus.RUNNING
@@ -271,8 +271,6 @@ def job_claim(model: type[J], pk: int) -> JobRun | None:
                 ]
             )
             return JobRun(job)
-    if ended is not None:
-        _after_end(ended)
     return None
 
 
@@ -305,13 +303,10 @@ def _end(job: Job, status: str, error: str) -> Job:
     job.claim_token = None
     job.save(update_fields=["status", "error", "finished_at", "claim_token"])
     logger.warning("%s %s ended %s: %s", type(job).__name__, job.pk, status, error)
-    return job
-
-
-def _after_end(job: Job) -> None:
     kind = _kind(type(job))
     if kind is not None and kind.on_ended is not None:
         kind.on_ended(job)
+    return job
 
 
 def job_end(model: type[J], pk: int, *, status: str, error: str) -> bool:
@@ -321,7 +316,6 @@ def job_end(model: type[J], pk: int, *, status: str, error: str) -> bool:
         if job is None or job.status in FINISHED:
             return False
         _end(job, status, error)
-    _after_end(job)
     return True
 
 
@@ -329,7 +323,6 @@ def job_cancel(model: type[J], pk: int) -> J:
     """Cancel: a queued job ends at once, a running one at its next step (its worker reads the request), and one
     whose worker is gone ends here. A chunked job ends at once: its chunks check the job before they write."""
     kind = _kind(model)
-    ended = False
     with transaction.atomic():
         job = model._default_manager.select_for_update().filter(pk=pk).first()
         if job is None:
@@ -338,18 +331,13 @@ def job_cancel(model: type[J], pk: int) -> J:
             raise ConflictError(f"{str(model._meta.verbose_name).capitalize()} #{pk} has already ended ({job.status}).")
         if job.status == JobStatus.QUEUED:
             _end(job, JobStatus.CANCELLED, "Cancelled before it started.")
-            ended = True
         elif kind is not None and kind.chunked:
             _end(job, JobStatus.CANCELLED, "Cancelled.")
-            ended = True
         elif (reason := takeover_reason(job)) is not None:
             _end(job, JobStatus.CANCELLED, f"Cancelled; {reason}.")
-            ended = True
         else:
             job.cancel_requested = True
             job.save(update_fields=["cancel_requested"])
-    if ended:
-        _after_end(job)
     job.refresh_from_db()
     return job
 

@@ -124,10 +124,10 @@ def training_run_enqueue(run_id: int) -> None:
 def training_run_ended(run: Job) -> None:
     """A run that ended without success: its version failed, and its checkpoints have nothing left to resume."""
     assert isinstance(run, TrainingRun)
-    shutil.rmtree(_checkpoints_of(run.model_version_id), ignore_errors=True)
     ModelVersion.objects.filter(pk=run.model_version_id, status=ModelVersionStatus.TRAINING).update(
         status=ModelVersionStatus.FAILED, activation_note=run.error or run.status
     )
+    shutil.rmtree(_checkpoints_of(run.model_version_id), ignore_errors=True)
 
 
 def training_run_execute(*, run_id: int) -> None:
@@ -160,9 +160,12 @@ def training_run_execute(*, run_id: int) -> None:
         else:
             logger.exception("training run %s failed", run_id)
             message = describe_failure(exc, what="Training")
-        if run.finish(JobStatus.CANCELLED if cancelled else JobStatus.FAILED, error=message):
-            training.refresh_from_db()
-            training_run_ended(training)
+        # The run's end and its version's failure in one transaction: a reader who sees the run cancelled must not
+        # find its version still "training" (the test that cancels a run caught that window once, under load).
+        with transaction.atomic():
+            if run.finish(JobStatus.CANCELLED if cancelled else JobStatus.FAILED, error=message):
+                training.refresh_from_db()
+                training_run_ended(training)
         if not (cancelled or isinstance(exc, ApplicationError)):
             raise
         return
