@@ -4,7 +4,9 @@ login's rate limit."""
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
+import django_ratelimit.core
 import pytest
 from django.core.cache import cache
 from django.test import Client
@@ -64,7 +66,10 @@ def test_every_page_has_a_csp_without_inline_scripts_and_uses_none(world):
 
 
 @pytest.fixture
-def fresh_rate_limits():
+def fresh_rate_limits(monkeypatch):
+    """An empty counter and a stopped clock: django-ratelimit counts in fixed windows on the wall clock, so on a slow
+    machine the attempts of one test could straddle a window's end and start counting from zero again."""
+    monkeypatch.setattr(django_ratelimit.core, "time", SimpleNamespace(time=lambda: 1_800_000_000.0))
     cache.clear()
     yield
     cache.clear()
