@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,9 @@ def training_run_ended(run: Job) -> None:
     ModelVersion.objects.filter(pk=run.model_version_id, status=ModelVersionStatus.TRAINING).update(
         status=ModelVersionStatus.FAILED, activation_note=run.error or run.status
     )
-    shutil.rmtree(_checkpoints_of(run.model_version_id), ignore_errors=True)
+    # Called inside the transaction that ends the run (core/jobs.py): the files go once the end is committed, so a
+    # rolled-back end keeps what a retry resumes from, and the run's row is not held locked while they are deleted.
+    transaction.on_commit(partial(shutil.rmtree, _checkpoints_of(run.model_version_id), ignore_errors=True))
 
 
 def training_run_execute(*, run_id: int) -> None:
