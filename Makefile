@@ -37,7 +37,7 @@ test: install chromium
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy config core accounts catalog mlcore labeling
+	$(BIN)/mypy config core accounts catalog mlcore labeling bench
 
 # The edit-test loop: everything but the browser and the real worker processes.
 quick: install
@@ -52,7 +52,7 @@ lint: install
 	$(BIN)/lint-imports
 
 typecheck: install
-	$(BIN)/mypy config core accounts catalog mlcore labeling
+	$(BIN)/mypy config core accounts catalog mlcore labeling bench
 
 bench-import: install
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m bench.import_products

@@ -156,7 +156,7 @@ def main() -> None:
     client.force_login(admin)
     newest, oldest = made[-1], made[0]
     big_subtree = Category.objects.filter(parent=None).order_by("pk").first()
-    pages = {
+    pages: dict[str, tuple[str, dict[str, str | int]]] = {
         "dashboard (the page)": (reverse("dashboard:home"), {}),
         "panel: model and jobs": (reverse("mlcore:panel-model"), {}),
         "panel: labels": (reverse("labeling:panel-labels"), {}),

@@ -73,7 +73,7 @@ def stored_scores(version_id: int) -> int:
     return count
 
 
-def request(method: str, url: str, token: str, body: dict[str, object] | None = None) -> tuple[float, dict]:
+def request(method: str, url: str, token: str, body: dict[str, object] | None = None) -> tuple[float, dict[str, Any]]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(
         url, data=data, method=method, headers={"Authorization": f"Token {token}", "Content-Type": "application/json"}

@@ -181,7 +181,7 @@ def main() -> None:
     )
     assert group is not None
     group_url = reverse("reclassify:group", args=[batch.pk])
-    query = {"kind": "change", "from": group["from_category_id"], "to": group["to_category_id"]}
+    query = {"kind": "change", "from": str(group["from_category_id"]), "to": str(group["to_category_id"])}
     pages: dict[str, list[float]] = {"batch page": [], "group page": []}
     for _ in range(args.requests):
         for name, target, params in (("batch page", batch_url, {}), ("group page", group_url, query)):

@@ -47,12 +47,16 @@ def build(shape: str, tokenizer_path: str, folder: Path) -> Path:
     from mlcore.engine.pooled import model_class
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    size = SHAPES[shape]
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,
-        num_labels=len(LABELS),
+        hidden_size=size["hidden_size"],
+        num_hidden_layers=size["num_hidden_layers"],
+        num_attention_heads=size["num_attention_heads"],
+        intermediate_size=size["intermediate_size"],
+        # The number of labels follows from id2label.
         id2label=dict(enumerate(LABELS)),
         label2id={label: i for i, label in enumerate(LABELS)},
-        **SHAPES[shape],
     )
     # The model training saves for a BERT-family encoder (engine/pooled.py), so the bench times what is served.
     model_class()(config).save_pretrained(folder, safe_serialization=True)

@@ -48,7 +48,7 @@ def cached_embeddings(encoder: Any, name: str, texts: list[str]) -> np.ndarray:
 def hubness(candidates: np.ndarray, pool: np.ndarray, k: int, alpha: float) -> np.ndarray:
     """alpha x each candidate's mean similarity to its k most similar titles of the pool."""
     similarity = pool @ candidates.T
-    return alpha * (-np.partition(-similarity, k - 1, axis=0)[:k]).mean(axis=0)
+    return np.asarray(alpha * (-np.partition(-similarity, k - 1, axis=0)[:k]).mean(axis=0))
 
 
 def top_down(scores: np.ndarray, branches: np.ndarray, lam: float, temperature: float) -> np.ndarray:
