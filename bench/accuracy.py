@@ -294,7 +294,7 @@ def few_shot_samples(
         [o.title for o in held],
         [o.path for o in held],
         lambda embeddings: own.score(embeddings, [tree_index[path] for path in kept]),
-        other_texts=[o.title for o in offers if o.path not in set(kept)],
+        other_texts=[o.title for o in offers if len(grouped[o.path]) < 10],
     )
     return samples
 
