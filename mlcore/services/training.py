@@ -108,7 +108,19 @@ def training_run_start(
         raise ConflictError(
             f"A training run is already in progress (#{current.pk if current else '?'}); wait for it or cancel it."
         ) from None
+    _stale_checkpoints_delete(keep=_checkpoints(version))
     return run
+
+
+def _stale_checkpoints_delete(*, keep: Path) -> None:
+    """Every checkpoint folder but the new run's: one run trains at a time (the constraint above), so the others are
+    stale. A failed run's files are deleted after its end commits (training_run_ended), and a worker killed in between
+    leaves them behind, hundreds of megabytes each; the next run clears them."""
+    root = keep.parent
+    if root.is_dir():
+        for folder in root.iterdir():
+            if folder != keep and folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def training_run_cancel(*, run_id: int) -> TrainingRun:

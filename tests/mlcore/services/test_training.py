@@ -73,6 +73,23 @@ def test_one_training_at_a_time_and_cancel(ml_settings, labelled_catalog, manage
         assert training_run_start(user=manager).pk != run.pk  # the slot is free again
 
 
+def test_a_new_run_clears_checkpoints_a_killed_worker_left(
+    ml_settings, labelled_catalog, manager, django_capture_on_commit_callbacks
+):
+    """A worker killed after a failed run's end committed, before its files went, leaves them: the next run (the only
+    one training) deletes every checkpoint folder but its own."""
+    stale = Path(ml_settings.MLCORE_ARTIFACT_DIR) / "checkpoints" / "v7" / "checkpoint-40"
+    stale.mkdir(parents=True)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = training_run_start(user=manager)
+    assert not stale.parent.exists()
+    own = Path(ml_settings.MLCORE_ARTIFACT_DIR) / "checkpoints" / f"v{run.model_version.number}"
+    own.mkdir(parents=True)  # as the run's worker writes it
+    with pytest.raises(ConflictError):
+        training_run_start(user=manager)  # refused: it deletes nothing
+    assert own.exists()
+
+
 def test_a_run_whose_worker_died_resumes_from_its_checkpoint(
     ml_settings, labelled_catalog, manager, monkeypatch, django_capture_on_commit_callbacks
 ):
