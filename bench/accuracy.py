@@ -222,7 +222,7 @@ def zero_shot(test: list[list[str]], mapping: dict[str, str], limit: int, flipka
     results["flipkart_vertical_top1"] = flipkart.zero_shot_into_shopify(scorer, leaves, vertical_of, offers)
     own = flipkart.zero_shot_own_tree(encoder, offers, CACHE)
     results.update({f"flipkart_own_{key}": value for key, value in own.items()})
-    results.update(fast_heads(encoder, scorer, index, mapping, test, CACHE))
+    results.update(fast_heads(encoder, few_shot_samples(encoder, scorer, index, mapping, test, CACHE)))
     return results
 
 
@@ -299,20 +299,13 @@ def few_shot_samples(
     return samples
 
 
-def fast_heads(
-    encoder: Encoder,
-    scorer: ZeroShotScorer,
-    index: dict[str, int],
-    mapping: dict[str, str],
-    test: list[list[str]],
-    cache: Path,
-) -> dict[str, float]:
+def fast_heads(encoder: Encoder, samples: dict[str, FewShot]) -> dict[str, float]:
     """The fast head on both catalogs' few-shot samples, at each prior weight of WEIGHTS; the weight is chosen on one
     catalog and reported on the other."""
     from mlcore.engine.fasthead import fit
 
     results: dict[str, float] = {}
-    for name, sample in few_shot_samples(encoder, scorer, index, mapping, test, cache).items():
+    for name, sample in samples.items():
         shot_x = encoder.embed(sample.shot_texts)
         test_x = encoder.embed(sample.test_texts)
         shot_prior, test_prior = sample.prior_of(shot_x), sample.prior_of(test_x)
