@@ -2,12 +2,13 @@
 row), and Flipkart's products with their own taxonomy (never tuned on; sampled by distinct title).
 
     python -m bench.accuracy [--train-limit N] [--epochs 2] [--patience 2] [--fine-tune pricerunner,flipkart]
-                             [--zeroshot-limit 2000] [--active-learning-rounds 70]
+                             [--zeroshot-limit 2000] [--active-learning-rounds 70] [--error-overlap]
 
 In one run: the fine-tuned encoder against TF-IDF + logistic regression (weighted F1, accuracy), and zero-shot
 top-1/top-5 of the offers against all 8,251 Shopify leaves (the mapped node or a descendant counts as right) and
 against the 10 mapped categories; the fast head with 5 labels per category and the active-learning curve
-(bench.active_learning), on both catalogs. Plain Python: no database.
+(bench.active_learning), on both catalogs. Plain Python: no database. --error-overlap adds, after each fine-tune,
+where its test errors meet TF-IDF's and two ways of combining the two that were tried and not kept.
 
 Some offers sit in the cluster of another product (an IP phone in a Samsung TV's cluster, pliers in a freezer's) and
 carry that product's category; bench/pricerunner_mismatched_offers.csv lists those found in the test split by
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -71,7 +72,8 @@ def scores(test: list[list[str]], predicted: list[str], prefix: str = "") -> dic
     return result
 
 
-def tfidf_baseline(train: list[list[str]], test: list[list[str]]) -> dict[str, float]:
+def tfidf_model(train: list[list[str]]) -> Any:
+    """TF-IDF (words and word pairs, character n-grams) + logistic regression, fitted on the rows' titles."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
@@ -88,13 +90,25 @@ def tfidf_baseline(train: list[list[str]], test: list[list[str]]) -> dict[str, f
         if len({r[6] for r in train}) <= 50
         else OneVsRestClassifier(LogisticRegression(C=10, solver="liblinear")),
     )
-    model.fit([r[1] for r in train], [r[6] for r in train])
-    return scores(test, [str(label) for label in model.predict([r[1] for r in test])])
+    return model.fit([r[1] for r in train], [r[6] for r in train])
+
+
+def tfidf_baseline(train: list[list[str]], test: list[list[str]]) -> tuple[dict[str, float], list[str]]:
+    """TF-IDF + LR's scores on the test split, and its answer for every test row."""
+    predicted = [str(label) for label in tfidf_model(train).predict([r[1] for r in test])]
+    return scores(test, predicted), predicted
 
 
 def fine_tuned(
-    train: list[list[str]], test: list[list[str]], epochs: float, limit: int, patience: int = 2
+    train: list[list[str]],
+    test: list[list[str]],
+    epochs: float,
+    limit: int,
+    patience: int = 2,
+    tfidf_predicted: list[str] | None = None,
 ) -> dict[str, float]:
+    """The fine-tuned encoder's scores on the test split (and int8's, and its calibration). With TF-IDF's answers
+    for the same test rows, also where the two models' errors meet (error_overlap)."""
     from mlcore.engine.artifacts import default_base_model
     from mlcore.engine.prediction import Classifier
     from mlcore.engine.training import train as train_model
@@ -140,10 +154,126 @@ def fine_tuned(
             if not quantize:
                 assert predictions.probabilities is not None  # kept: asked for above
                 measured.update(calibration(classifier, predictions.probabilities, test))
+        if tfidf_predicted is not None:
+            measured.update(error_overlap(result.output_dir, rows, validation, test, tfidf_predicted))
     return measured
 
 
-def flipkart_fine_tune(epochs: float, limit: int, patience: int) -> None:
+def error_overlap(
+    folder: Path,
+    rows: list[list[str]],
+    validation: list[list[str]],
+    test: list[list[str]],
+    tfidf_predicted: list[str],
+) -> dict[str, float]:
+    """Where the fine-tuned model's errors meet TF-IDF + LR's on the test split, and two ways of using both that were
+    tried and not kept, every constant chosen on the validation rows (never on the test split):
+    - fusion: the model's probabilities mixed geometrically with those of TF-IDF + LR refitted on the model's own
+      training rows (so that validation stays unseen by both);
+    - a vote of the nearest training titles by the fine-tuned encoder's own embeddings, mixed with the model."""
+    from mlcore.engine.prediction import Classifier
+    from mlcore.engine.zeroshot import Encoder
+
+    classifier = Classifier(folder, max_length=48)
+    labels = list(classifier.labels)
+    column = {label: i for i, label in enumerate(labels)}
+
+    def truth_of(split: list[list[str]]) -> np.ndarray:
+        return np.array([column.get(r[6], -1) for r in split])
+
+    def probabilities_of(split: list[list[str]]) -> np.ndarray:
+        predicted = classifier.predict([r[1] for r in split], top_k=1, keep_probabilities=True).probabilities
+        assert predicted is not None  # kept: asked for
+        return predicted
+
+    test_truth, val_truth = truth_of(test), truth_of(validation)
+    test_p, val_p = probabilities_of(test), probabilities_of(validation)
+    model_wrong = test_p.argmax(axis=1) != test_truth
+    model_answer = [labels[i] for i in test_p.argmax(axis=1)]
+    tfidf_wrong = np.array([answer != r[6] for answer, r in zip(tfidf_predicted, test, strict=True)])
+    both = model_wrong & tfidf_wrong
+    same = np.array([a == b for a, b in zip(model_answer, tfidf_predicted, strict=True)]) & both
+    top5 = np.argsort(-test_p, axis=1)[:, :5] == test_truth[:, None]
+    measured: dict[str, float] = {
+        "overlap_model_errors": float(model_wrong.sum()),
+        "overlap_tfidf_errors": float(tfidf_wrong.sum()),
+        "overlap_both": float(both.sum()),
+        "overlap_same_answer": float(same.sum()),
+        "overlap_top5": float(top5.any(axis=1).mean()),
+    }
+
+    def accuracy_on(probabilities: np.ndarray, truth: np.ndarray) -> float:
+        return float(np.mean(probabilities.argmax(axis=1) == truth))
+
+    # Fusion with TF-IDF + LR, refitted without the validation rows.
+    tfidf = tfidf_model(rows)
+    order = [list(tfidf.classes_).index(label) if label in tfidf.classes_ else -1 for label in labels]
+
+    def tfidf_probabilities(split: list[list[str]]) -> np.ndarray:
+        raw = tfidf.predict_proba([r[1] for r in split])
+        return np.where(np.array(order) >= 0, raw[:, order], 0.0)
+
+    test_q, val_q = tfidf_probabilities(test), tfidf_probabilities(validation)
+
+    def fuse(p: np.ndarray, q: np.ndarray, weight: float) -> np.ndarray:
+        return np.asarray((1 - weight) * np.log(p + 1e-9) + weight * np.log(q + 1e-9))
+
+    weights = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+    weight = max(weights, key=lambda w: accuracy_on(fuse(val_p, val_q, w), val_truth))
+    measured["fusion_weight"] = weight
+    measured["fusion_val_accuracy"] = accuracy_on(fuse(val_p, val_q, weight), val_truth)
+    measured["fusion_accuracy"] = accuracy_on(fuse(test_p, test_q, weight), test_truth)
+
+    # A vote of the nearest training titles by the fine-tuned encoder (the mean of its tokens, as it classifies).
+    encoder = Encoder(folder, max_length=48)
+    train_x = encoder.embed([r[1] for r in rows])
+    train_y = np.array([column.get(r[6], -1) for r in rows])
+
+    def vote(queries: np.ndarray, k: int, temperature: float) -> np.ndarray:
+        similarity = queries @ train_x.T
+        nearest = np.argpartition(-similarity, k, axis=1)[:, :k]
+        weight_of = np.exp(np.take_along_axis(similarity, nearest, axis=1) / temperature)
+        votes = np.zeros((len(queries), len(labels)))
+        for j in range(k):
+            np.add.at(votes, (np.arange(len(queries)), train_y[nearest[:, j]]), weight_of[:, j])
+        return np.asarray(votes / votes.sum(axis=1, keepdims=True))
+
+    test_x, val_x = encoder.embed([r[1] for r in test]), encoder.embed([r[1] for r in validation])
+    grid = [(k, t, m) for k in (3, 5, 10) for t in (0.02, 0.05, 0.1) for m in (0.25, 0.5, 0.75)]
+    val_votes = {(k, t): vote(val_x, k, t) for k, t, _ in grid}
+    k, t, m = max(grid, key=lambda g: accuracy_on((1 - g[2]) * val_p + g[2] * val_votes[g[:2]], val_truth))
+    measured.update({"vote_k": k, "vote_temperature": t, "vote_mix": m})
+    measured["vote_val_accuracy"] = accuracy_on((1 - m) * val_p + m * val_votes[(k, t)], val_truth)
+    measured["vote_accuracy"] = accuracy_on((1 - m) * test_p + m * vote(test_x, k, t), test_truth)
+    measured["model_val_accuracy"] = accuracy_on(val_p, val_truth)
+    return measured
+
+
+def print_error_overlap(tuned: dict[str, float], tfidf_accuracy: float, indent: str = "") -> None:
+    errors, tfidf_errors = tuned["overlap_model_errors"], tuned["overlap_tfidf_errors"]
+    print(
+        f"{indent}errors on the test split: the fine-tuned model {errors:.0f}, TF-IDF {tfidf_errors:.0f} (0.7x: "
+        f"at most {math.floor(0.7 * tfidf_errors):.0f}); {tuned['overlap_both']:.0f} of the model's are TF-IDF's "
+        f"too, {tuned['overlap_same_answer']:.0f} with the same wrong answer; without the errors TF-IDF avoids, the "
+        f"model would stand at {tuned['overlap_both'] / tfidf_errors:.3f}x; the truth in its top 5: "
+        f"{tuned['overlap_top5']:.3f}"
+    )
+    for name, what in (
+        ("fusion", f"fused with TF-IDF + LR (geometric, weight {tuned['fusion_weight']:.1f})"),
+        (
+            "vote",
+            f"mixed with a vote of the {tuned['vote_k']:.0f} nearest training titles by its own embeddings "
+            f"(T={tuned['vote_temperature']:.2f}, mix {tuned['vote_mix']:.2f})",
+        ),
+    ):
+        print(
+            f"{indent}{what}, chosen on validation ({tuned[f'{name}_val_accuracy']:.4f} against the model's "
+            f"{tuned['model_val_accuracy']:.4f}): test accuracy {tuned[f'{name}_accuracy']:.4f}, error "
+            f"{(1 - tuned[f'{name}_accuracy']) / (1 - tfidf_accuracy):.2f}x TF-IDF's"
+        )
+
+
+def flipkart_fine_tune(epochs: float, limit: int, patience: int, overlap: bool = False) -> None:
     """The fine-tuned encoder against TF-IDF + LR on Flipkart, split by distinct title, in the same run."""
     from bench import flipkart
 
@@ -152,15 +282,17 @@ def flipkart_fine_tune(epochs: float, limit: int, patience: int) -> None:
         f"Flipkart: {len(train):,} distinct titles train, {len(test):,} test ({unseen} test titles left out: their "
         f"category has no training title)"
     )
-    baseline = tfidf_baseline(train, test)
+    baseline, tfidf_predicted = tfidf_baseline(train, test)
     print(f"  TF-IDF + LR:       weighted F1 {baseline['weighted_f1']:.4f}  accuracy {baseline['accuracy']:.4f}")
-    tuned = fine_tuned(train, test, epochs, limit, patience)
+    tuned = fine_tuned(train, test, epochs, limit, patience, tfidf_predicted if overlap else None)
     print(
         f"  fine-tuned MiniLM: weighted F1 {tuned['weighted_f1']:.4f}  accuracy {tuned['accuracy']:.4f} "
         f"({tuned['train_examples']:,} examples, {tuned['train_seconds']:.0f} s); ECE {tuned['ece_uncalibrated']:.4f} "
         f"unscaled -> {tuned['ece']:.4f} (T={tuned['temperature']:.2f})"
     )
     print(f"  error ratio:       {(1 - tuned['accuracy']) / (1 - baseline['accuracy']):.2f} x TF-IDF's (target <= 0.7)")
+    if overlap:
+        print_error_overlap(tuned, baseline["accuracy"], indent="  ")
 
 
 def calibration(classifier: object, probabilities: np.ndarray, test: list[list[str]]) -> dict[str, float]:
@@ -345,6 +477,12 @@ def main() -> None:
         default=70,
         help="rounds of 100 labels in the active-learning simulation on both catalogs (0: leave it out)",
     )
+    parser.add_argument(
+        "--error-overlap",
+        action="store_true",
+        help="after each fine-tune: where its test errors meet TF-IDF's, and the model fused with TF-IDF and with a "
+        "vote of its nearest training titles (constants chosen on validation)",
+    )
     args = parser.parse_args()
     train, test, mapping = load()
     print(f"offers: {len(train):,} train, {len(test):,} test (20 % of clusters held out)")
@@ -356,16 +494,17 @@ def main() -> None:
         f"{mismatched} test offers sit in another product's cluster ({MISMATCHED.name}): the best accuracy a "
         f"classifier that reads titles can reach is {1 - mismatched / len(test):.4f}; 'clean' leaves them out"
     )
-    baseline = tfidf_baseline(train, test)
+    baseline, tfidf_predicted = tfidf_baseline(train, test)
     print(
         f"TF-IDF + LR:       weighted F1 {baseline['weighted_f1']:.4f}  accuracy {baseline['accuracy']:.4f}  "
         f"(clean: {baseline['weighted_f1_clean']:.4f} / {baseline['accuracy_clean']:.4f})"
     )
     catalogs = set(args.fine_tune.split(",")) if not args.skip_fine_tune else set()
     if "flipkart" in catalogs:
-        flipkart_fine_tune(args.epochs, args.train_limit, args.patience)
+        flipkart_fine_tune(args.epochs, args.train_limit, args.patience, args.error_overlap)
     if "pricerunner" in catalogs:
-        tuned = fine_tuned(train, test, args.epochs, args.train_limit, args.patience)
+        overlap = tfidf_predicted if args.error_overlap else None
+        tuned = fine_tuned(train, test, args.epochs, args.train_limit, args.patience, overlap)
         print(
             f"fine-tuned MiniLM: weighted F1 {tuned['weighted_f1']:.4f}  accuracy {tuned['accuracy']:.4f}  "
             f"(clean: {tuned['weighted_f1_clean']:.4f} / {tuned['accuracy_clean']:.4f}; "
@@ -388,6 +527,8 @@ def main() -> None:
             f"({100 * (tuned['int8_weighted_f1'] - tuned['weighted_f1']):+.2f} points), "
             f"{tuned['int8_titles_per_second']:.0f} titles/s vs {tuned['titles_per_second']:.0f} in fp32"
         )
+        if args.error_overlap:
+            print_error_overlap(tuned, baseline["accuracy"])
     shot = zero_shot(test, mapping, args.zeroshot_limit, args.flipkart_limit)
     print(
         f"zero-shot, PriceRunner ({shot['n']:.0f} offers): all 8,251 Shopify leaves "
