@@ -106,6 +106,7 @@ def fine_tuned(
     limit: int,
     patience: int = 2,
     tfidf_predicted: list[str] | None = None,
+    validation_share: float = 0.05,
 ) -> dict[str, float]:
     """The fine-tuned encoder's scores on the test split (and int8's, and its calibration). With TF-IDF's answers
     for the same test rows, also where the two models' errors meet (error_overlap)."""
@@ -118,7 +119,8 @@ def fine_tuned(
     rows = train[:]
     rng.shuffle(rows)
     rows = rows[:limit] if limit else rows
-    validation, rows = rows[: max(200, len(rows) // 20)], rows[max(200, len(rows) // 20) :]
+    held = max(200, int(len(rows) * validation_share))
+    validation, rows = rows[:held], rows[held:]
     config = TrainingConfig(
         base_model=default_base_model(),
         epochs=epochs,
@@ -142,6 +144,7 @@ def fine_tuned(
         seconds = time.perf_counter() - started
         measured: dict[str, float] = {
             "train_examples": len(rows),
+            "validation_examples": len(validation),
             "train_seconds": seconds,
             "samples_per_second": len(rows) * epochs / seconds,
         }
@@ -273,7 +276,9 @@ def print_error_overlap(tuned: dict[str, float], tfidf_accuracy: float, indent: 
         )
 
 
-def flipkart_fine_tune(epochs: float, limit: int, patience: int, overlap: bool = False) -> None:
+def flipkart_fine_tune(
+    epochs: float, limit: int, patience: int, overlap: bool = False, validation_share: float = 0.05
+) -> None:
     """The fine-tuned encoder against TF-IDF + LR on Flipkart, split by distinct title, in the same run."""
     from bench import flipkart
 
@@ -284,10 +289,11 @@ def flipkart_fine_tune(epochs: float, limit: int, patience: int, overlap: bool =
     )
     baseline, tfidf_predicted = tfidf_baseline(train, test)
     print(f"  TF-IDF + LR:       weighted F1 {baseline['weighted_f1']:.4f}  accuracy {baseline['accuracy']:.4f}")
-    tuned = fine_tuned(train, test, epochs, limit, patience, tfidf_predicted if overlap else None)
+    tuned = fine_tuned(train, test, epochs, limit, patience, tfidf_predicted if overlap else None, validation_share)
     print(
         f"  fine-tuned MiniLM: weighted F1 {tuned['weighted_f1']:.4f}  accuracy {tuned['accuracy']:.4f} "
-        f"({tuned['train_examples']:,} examples, {tuned['train_seconds']:.0f} s); ECE {tuned['ece_uncalibrated']:.4f} "
+        f"({tuned['train_examples']:,} examples, {tuned['validation_examples']:.0f} validation, "
+        f"{tuned['train_seconds']:.0f} s); ECE {tuned['ece_uncalibrated']:.4f} "
         f"unscaled -> {tuned['ece']:.4f} (T={tuned['temperature']:.2f})"
     )
     print(f"  error ratio:       {(1 - tuned['accuracy']) / (1 - baseline['accuracy']):.2f} x TF-IDF's (target <= 0.7)")
@@ -478,6 +484,13 @@ def main() -> None:
         help="rounds of 100 labels in the active-learning simulation on both catalogs (0: leave it out)",
     )
     parser.add_argument(
+        "--validation-share",
+        type=float,
+        default=0.05,
+        help="share of the training rows held out for validation (at least 200): early stopping, the checkpoint kept "
+        "and the temperature are chosen on them",
+    )
+    parser.add_argument(
         "--error-overlap",
         action="store_true",
         help="after each fine-tune: where its test errors meet TF-IDF's, and the model fused with TF-IDF and with a "
@@ -501,10 +514,10 @@ def main() -> None:
     )
     catalogs = set(args.fine_tune.split(",")) if not args.skip_fine_tune else set()
     if "flipkart" in catalogs:
-        flipkart_fine_tune(args.epochs, args.train_limit, args.patience, args.error_overlap)
+        flipkart_fine_tune(args.epochs, args.train_limit, args.patience, args.error_overlap, args.validation_share)
     if "pricerunner" in catalogs:
         overlap = tfidf_predicted if args.error_overlap else None
-        tuned = fine_tuned(train, test, args.epochs, args.train_limit, args.patience, overlap)
+        tuned = fine_tuned(train, test, args.epochs, args.train_limit, args.patience, overlap, args.validation_share)
         print(
             f"fine-tuned MiniLM: weighted F1 {tuned['weighted_f1']:.4f}  accuracy {tuned['accuracy']:.4f}  "
             f"(clean: {tuned['weighted_f1_clean']:.4f} / {tuned['accuracy_clean']:.4f}; "
