@@ -41,6 +41,20 @@ def versions(base: str, token: str) -> list[dict[str, Any]]:
     return listed["results"] if isinstance(listed, dict) else listed
 
 
+def scored(base: str, token: str, product_id: int, wait: float = 600) -> list[dict[str, Any]]:
+    """The product's suggestions once it has some. Right after `make demo` starts, zero-shot is still scoring the
+    catalog in the background (a few minutes for the demo's 35k offers) and the queue hands out items it has not
+    reached: wait for it rather than answer without a suggestion. The item's lease outlasts the wait."""
+    deadline = time.monotonic() + wait
+    print(f"product {product_id} has no suggestion yet: waiting for zero-shot to score it", flush=True)
+    while time.monotonic() < deadline:
+        suggestions = call(base, "GET", f"/api/v1/products/{product_id}/suggestions/", token)[1]
+        if suggestions:
+            return list(suggestions)
+        time.sleep(5)
+    raise SystemExit(f"product {product_id} has no suggestion after {wait:.0f} s (is the worker running?)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8000")
@@ -58,6 +72,7 @@ def main() -> None:
         status, item = call(base, "GET", "/api/v1/queue/next", annotator)
         if status == 204:
             raise SystemExit("The queue is empty.")
+        suggestions = item["suggestions"] or scored(base, annotator, item["product"]["id"])
         call(
             base,
             "POST",
@@ -65,7 +80,7 @@ def main() -> None:
             annotator,
             {
                 "product": item["product"]["id"],
-                "category": item["suggestions"][0]["category_id"],
+                "category": suggestions[0]["category_id"],
                 "product_version": item["product"]["version"],
                 "client_key": f"try-fast-head-{time.time()}",
             },
