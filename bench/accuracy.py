@@ -218,14 +218,11 @@ def error_overlap(
 
     test_q, val_q = tfidf_probabilities(test), tfidf_probabilities(validation)
 
-    def fuse(p: np.ndarray, q: np.ndarray, weight: float) -> np.ndarray:
-        return np.asarray((1 - weight) * np.log(p + 1e-9) + weight * np.log(q + 1e-9))
-
     weights = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
-    weight = max(weights, key=lambda w: accuracy_on(fuse(val_p, val_q, w), val_truth))
+    weight = max(weights, key=lambda w: accuracy_on(geometric_mix(val_p, val_q, w), val_truth))
     measured["fusion_weight"] = weight
-    measured["fusion_val_accuracy"] = accuracy_on(fuse(val_p, val_q, weight), val_truth)
-    measured["fusion_accuracy"] = accuracy_on(fuse(test_p, test_q, weight), test_truth)
+    measured["fusion_val_accuracy"] = accuracy_on(geometric_mix(val_p, val_q, weight), val_truth)
+    measured["fusion_accuracy"] = accuracy_on(geometric_mix(test_p, test_q, weight), test_truth)
 
     # A vote of the nearest training titles by the fine-tuned encoder (the mean of its tokens, as it classifies).
     encoder = Encoder(folder, max_length=48)
@@ -250,6 +247,13 @@ def error_overlap(
     measured["vote_accuracy"] = accuracy_on((1 - m) * test_p + m * vote(test_x, k, t), test_truth)
     measured["model_val_accuracy"] = accuracy_on(val_p, val_truth)
     return measured
+
+
+def geometric_mix(p: np.ndarray, q: np.ndarray, weight: float) -> np.ndarray:
+    """Two classifiers' probabilities mixed geometrically ((1 - weight) on p), renormalised per row."""
+    logits = (1 - weight) * np.log(p + 1e-9) + weight * np.log(q + 1e-9)
+    logits -= logits.max(axis=1, keepdims=True)
+    return np.asarray(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True))
 
 
 def print_error_overlap(tuned: dict[str, float], tfidf_accuracy: float, indent: str = "") -> None:

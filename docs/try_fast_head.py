@@ -14,6 +14,7 @@ import json
 import time
 import urllib.parse
 import urllib.request
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -41,18 +42,19 @@ def versions(base: str, token: str) -> list[dict[str, Any]]:
     return listed["results"] if isinstance(listed, dict) else listed
 
 
-def scored(base: str, token: str, product_id: int, wait: float = 600) -> list[dict[str, Any]]:
-    """The product's suggestions once it has some. Right after `make demo` starts, zero-shot is still scoring the
-    catalog in the background (a few minutes for the demo's 35k offers) and the queue hands out items it has not
-    reached: wait for it rather than answer without a suggestion. The item's lease outlasts the wait."""
-    deadline = time.monotonic() + wait
+def scored(base: str, token: str, item: dict[str, Any]) -> list[dict[str, Any]]:
+    """The item's suggestions once it has some. Right after `make demo` starts, zero-shot is still scoring the catalog
+    in the background (a few minutes for the demo's 35k offers) and the queue hands out items it has not reached: wait
+    for it rather than answer without a suggestion, until shortly before the item's lease runs out."""
+    product_id = item["product"]["id"]
+    lease_ends = datetime.fromisoformat(item["expires_at"])
     print(f"product {product_id} has no suggestion yet: waiting for zero-shot to score it", flush=True)
-    while time.monotonic() < deadline:
+    while (lease_ends - datetime.now(UTC)).total_seconds() > 30:
         suggestions = call(base, "GET", f"/api/v1/products/{product_id}/suggestions/", token)[1]
         if suggestions:
             return list(suggestions)
         time.sleep(5)
-    raise SystemExit(f"product {product_id} has no suggestion after {wait:.0f} s (is the worker running?)")
+    raise SystemExit(f"product {product_id} still has no suggestion as its lease ends (is the worker running?)")
 
 
 def main() -> None:
@@ -72,7 +74,7 @@ def main() -> None:
         status, item = call(base, "GET", "/api/v1/queue/next", annotator)
         if status == 204:
             raise SystemExit("The queue is empty.")
-        suggestions = item["suggestions"] or scored(base, annotator, item["product"]["id"])
+        suggestions = item["suggestions"] or scored(base, annotator, item)
         call(
             base,
             "POST",
