@@ -37,7 +37,7 @@ test: install chromium
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy config core accounts catalog mlcore labeling bench
+	$(BIN)/mypy config core accounts catalog mlcore labeling bench docs
 
 # The edit-test loop: everything but the browser and the real worker processes.
 quick: install
@@ -52,7 +52,7 @@ lint: install
 	$(BIN)/lint-imports
 
 typecheck: install
-	$(BIN)/mypy config core accounts catalog mlcore labeling bench
+	$(BIN)/mypy config core accounts catalog mlcore labeling bench docs
 
 bench-import: install
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m bench.import_products
@@ -61,7 +61,7 @@ run: install
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 worker: install
-	$(BIN)/celery -A config worker -Q default,training,scoring --concurrency=1 --loglevel=INFO
+	$(BIN)/celery -A config worker -Q fast,default,training,scoring --concurrency=1 --loglevel=INFO
 
 clean:
 	rm -rf var staticfiles .pytest_cache .ruff_cache .mypy_cache

@@ -217,17 +217,22 @@ else:
     }
 # Progress and results live in our own database rows (ImportJob, TrainingRun, ...): no result backend to run.
 CELERY_TASK_IGNORE_RESULT = True
-# Queues: `default` (imports, the reaper), `training` (training runs, label checks) and `scoring` (re-scoring
-# chunks), so that chunks never wait hours behind a training run. GPU workers take `training,scoring` (one card) or
-# one queue each (README: "When a worker dies", docker-compose.yml).
+# Queues: `default` (imports, the reaper), `training` (training runs, label checks), `scoring` (re-scoring
+# chunks), so that chunks never wait hours behind a training run, and `fast` (a fast head's fit and its re-score
+# from stored embeddings: seconds of work that make the last labels count). A worker that takes `scoring` takes
+# `fast` too, and takes its queues in turn, so a fast head waits for one chunk of a long re-score, not for all of them
+# (behind a fine-tuned version's pass over a big catalog, that was its whole 20 minutes). GPU workers take
+# `fast,training,scoring` (one card) or one of `training` / `fast,scoring` each (README: "Scaling out",
+# docker-compose.yml).
 CELERY_TASK_DEFAULT_QUEUE = "default"
+MLCORE_FAST_QUEUE = "fast"
 CELERY_TASK_ROUTES = {
     "mlcore.tasks.training_run_task": {"queue": "training"},
     "mlcore.tasks.label_audit_task": {"queue": "training"},
+    # A fast version's chunks are sent to MLCORE_FAST_QUEUE instead (mlcore.services.rescoring).
     "mlcore.tasks.rescore_chunk_task": {"queue": "scoring"},
     "mlcore.tasks.scoring_backlog_task": {"queue": "scoring"},
-    # Seconds on a CPU, beside the scoring it starts: never behind a training run.
-    "mlcore.tasks.fast_version_task": {"queue": "scoring"},
+    "mlcore.tasks.fast_version_task": {"queue": MLCORE_FAST_QUEUE},
 }
 CELERY_TASK_ACKS_LATE = False  # per task: only the idempotent ones (core.tasks.durable_task) are acked late
 # One message at a time per process: a long ML task must not hold a second one hostage.

@@ -105,7 +105,7 @@ def suggestion_evidence(*, product_id: int, category_ids: list[int], k: int = 3)
 # --- the admin's dashboard -----------------------------------------------------------------------------------------
 
 WORKERS_CACHE_KEY = "mlcore:workers-status"
-QUEUES = ("default", "training", "scoring")
+QUEUES = ("fast", "default", "training", "scoring")
 
 
 def workers_status(*, timeout: float = 2.0) -> list[dict[str, Any]]:
@@ -132,6 +132,16 @@ def workers_status(*, timeout: float = 2.0) -> list[dict[str, Any]]:
     # polled by several admins would wait that long on every poll while the workers are down.
     cache.set(WORKERS_CACHE_KEY, workers, timeout=10 if workers else 5)
     return workers
+
+
+def queues_without_worker(workers: list[dict[str, Any]]) -> list[str]:
+    """The queues no answering worker takes: their tasks wait until one does (a worker started with an older
+    `-Q` list leaves `fast` unserved, and labels then never make a fast version). Empty when no worker answered:
+    the panel says that instead."""
+    if not workers:
+        return []
+    taken = {queue for worker in workers for queue in worker.get("queues", [])}
+    return [queue for queue in QUEUES if queue not in taken]
 
 
 def queue_lengths() -> dict[str, int | None]:

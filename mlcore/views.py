@@ -25,6 +25,7 @@ from mlcore.selectors import (
     product_confident_category,
     product_suggestions,
     queue_lengths,
+    queues_without_worker,
     serving_and_active_headlined,
     version_report,
     versions_listed,
@@ -298,8 +299,11 @@ def panel_model(request: HttpRequest) -> HttpResponse:
 @permission_required("mlcore.view_modelversion", raise_exception=True)
 @require_GET
 def panel_workers(request: HttpRequest) -> HttpResponse:
+    workers = workers_status()
     return render(
-        request, "mlcore/partials/panel_workers.html", {"workers": workers_status(), "queues": queue_lengths()}
+        request,
+        "mlcore/partials/panel_workers.html",
+        {"workers": workers, "queues": queue_lengths(), "unserved": queues_without_worker(workers)},
     )
 
 

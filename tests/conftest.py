@@ -85,7 +85,7 @@ def celery_worker(transactional_db) -> Iterator[None]:
         app,
         pool="solo",
         perform_ping_check=False,
-        queues=["default", "training", "scoring"],
+        queues=["fast", "default", "training", "scoring"],
         loglevel="WARNING",
         shutdown_timeout=30,
     ):

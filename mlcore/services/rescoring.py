@@ -1,4 +1,5 @@
-"""Re-scoring: a prediction for every product from one version (or zero-shot), in id-range chunks on the `ml` queue.
+"""Re-scoring: a prediction for every product from one version (or zero-shot), in id-range chunks on the `scoring` queue
+(a fast version's on the `fast` queue, so that it never waits for a long job's chunks).
 
 Each chunk is idempotent (its rows are replaced in one transaction with the chunk's done flag), so a redelivered or
 re-run chunk writes nothing twice, and a killed job resumes with the chunks that are not done. Suggestions switch to
@@ -32,6 +33,7 @@ from mlcore.models import (
     Prediction,
     RescoreChunk,
     RescoreJob,
+    TrainingMethod,
 )
 from mlcore.services.scoring import Scores, predictions_write, score_product_range, scoring_backlog_top_up
 from mlcore.signals import predictions_switched
@@ -96,8 +98,12 @@ def rescore_job_enqueue(*, job_id: int) -> int:
         if chunk.claim_token is not None and takeover_reason(chunk) is None:
             continue  # a live worker is scoring it
         pending.append((chunk.first_id, chunk.last_id))
+    # A fast version's re-score is what makes the last labels count: its chunks take turns with a long job's
+    # instead of queueing behind them (settings: CELERY_TASK_ROUTES).
+    fast = RescoreJob.objects.filter(pk=job_id, model_version__method=TrainingMethod.FAST).exists()
+    options = {"queue": settings.MLCORE_FAST_QUEUE} if fast else {}
     for first, last in pending:
-        rescore_chunk_task.delay(job_id, first, last)
+        rescore_chunk_task.apply_async((job_id, first, last), **options)
     if not RescoreChunk.objects.filter(job_id=job_id, done=False).exists():
         _finish_if_complete(job_id)
     return len(pending)

@@ -62,7 +62,7 @@ def test_every_compose_service_runs_a_command_the_project_has():
     for name, service in services.items():
         assert "healthcheck" in service, name
     assert services["mlworker"]["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
-    assert "-Q training,scoring" in services["mlworker"]["command"]
+    assert "-Q fast,training,scoring" in services["mlworker"]["command"]
     assert "--appendonly yes" in services["redis"]["command"]
     assert "redisdata:/data" in services["redis"]["volumes"]
     assert "--concurrency=1" in services["mlworker"]["command"]
@@ -92,7 +92,7 @@ def test_embedded_default_runs_a_real_worker_without_any_server(tmp_path):
     assert (tmp_path / "var" / "shelfwise.sqlite3").exists()
     celery = shutil.which("celery", path=os.path.dirname(sys.executable))
     worker = subprocess.Popen(
-        [celery, "-A", "config", "worker", "-Q", "default,training,scoring", "--pool=solo", "-l", "WARNING"],
+        [celery, "-A", "config", "worker", "-Q", "fast,default,training,scoring", "--pool=solo", "-l", "WARNING"],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

@@ -205,3 +205,21 @@ def test_a_big_version_page_is_paged_sorted_over_every_class_and_lists_read_its_
     # The Models list shows the headline without reading the stored metrics.
     html = manager_client.get(reverse("mlcore:dashboard")).content.decode()
     assert "[0.45\u20130.55]" in html
+
+
+def test_the_workers_panel_names_a_queue_no_worker_takes(manager_client, monkeypatch):
+    """A worker started with an older -Q list (no `fast`): labels would never make a fast version, and the panel
+    says which queue waits, instead of showing only the workers that answered."""
+    from mlcore import views
+
+    monkeypatch.setattr(
+        views, "workers_status", lambda: [{"name": "worker@h", "queues": ["default", "scoring"], "tasks": []}]
+    )
+    html = manager_client.get(reverse("mlcore:panel-workers")).content.decode()
+    assert "No worker takes these queues, so their tasks wait: fast, training." in html
+    monkeypatch.setattr(
+        views,
+        "workers_status",
+        lambda: [{"name": "worker@h", "queues": ["default", "fast", "scoring", "training"], "tasks": []}],
+    )
+    assert "No worker takes" not in manager_client.get(reverse("mlcore:panel-workers")).content.decode()

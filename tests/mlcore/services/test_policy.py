@@ -112,3 +112,47 @@ def test_a_fast_head_follows_every_few_labels(
         again = fast_head_check(fit_now=True)
     assert again is not None
     assert ModelVersion.objects.filter(method=TrainingMethod.FAST).count() == 2
+
+
+@pytest.mark.slow
+def test_a_fast_head_does_not_wait_behind_a_whole_catalog_s_re_score(
+    ml_settings, labelled_catalog, settings, celery_worker, monkeypatch
+):
+    """Labels count within a minute even while a long re-score runs (the first zero-shot pass of a new catalog, a
+    fine-tuned version's pass over a million products): the fast head's fit and its own re-score go on the `fast`
+    queue, which a scoring worker takes in turn with the long job's chunks instead of after all of them."""
+    import time
+
+    from django.core.cache import cache
+
+    from mlcore.models import ModelVersion, RescoreChunk, RescoreJob, TrainingMethod
+    from mlcore.services import rescoring
+    from mlcore.services.policy import fast_head_check
+    from mlcore.services.rescoring import rescore_job_start
+
+    settings.MLCORE_FAST_HEAD_EVERY = 2  # the catalog's 20 verified labels make one due
+    settings.MLCORE_RESCORE_CHUNK_SIZE = 1  # the long job: one chunk per product...
+    score = rescoring.score_product_range
+
+    def slow_zero_shot(*, version_id, first_id, last_id):
+        if version_id is None:
+            time.sleep(0.4)  # ...each slow, as a big catalog's are
+        return score(version_id=version_id, first_id=first_id, last_id=last_id)
+
+    monkeypatch.setattr(rescoring, "score_product_range", slow_zero_shot)
+    cache.clear()
+    long = rescore_job_start(version_id=None)  # all its chunks are queued first
+    fast_head_check()  # then the fast head, queued as a settled label queues it
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        fast = ModelVersion.objects.filter(method=TrainingMethod.FAST, is_serving=True).first()
+        if fast is not None:
+            break
+        time.sleep(0.1)
+    assert fast is not None, "no fast version served within a minute"
+    long.refresh_from_db()
+    done = RescoreChunk.objects.filter(job=long, done=True).count()
+    # Served while the long job still had most of its chunks to go, not after it.
+    assert not long.is_finished, f"the fast head waited for the whole re-score ({done} of {long.chunks_total})"
+    assert done < long.chunks_total / 2, f"served after {done} of {long.chunks_total} chunks"  # 6 of 25 here
+    assert RescoreJob.objects.get(model_version=fast).is_finished
