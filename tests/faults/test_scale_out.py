@@ -25,8 +25,8 @@ def test_two_scorers_share_one_job_and_the_trainer_keeps_to_its_queue(cluster, l
     ProductFactory.create_batch(400, brand="")
     small = {"MLCORE_RESCORE_CHUNK_SIZE": "4", "MLCORE_MIN_TRAIN_STEPS": "0"}
     cluster.worker("trainer", "training", **small)
-    cluster.worker("scorer1", "scoring", **small)
-    cluster.worker("scorer2", "scoring", **small)
+    cluster.worker("scorer1", "fast,scoring", **small)  # as the README's scorers: a fast head never waits for a job
+    cluster.worker("scorer2", "fast,scoring", **small)
     run = _start_training(manager)  # queued: the trainer takes it
     wait_for(lambda: RescoreJob.objects.filter(model_version__training_run=run).exists(), seconds=240, what="a job")
     job = RescoreJob.objects.get(model_version__training_run=run)
