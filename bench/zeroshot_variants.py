@@ -12,6 +12,9 @@ category texts:
   catalog's own titles, no label.
 - top-down: each candidate's score plus lam x a soft maximum (T x log-sum-exp over T) of the scores in its branch at
   the given level (0: the vertical / department), so that a title first picks a branch and then a leaf in it.
+- rolled up: the vertical (or department) whose candidates' softmax probabilities sum highest, instead of the top-1
+  candidate's: what the back-off reads when it serves a category above the leaf. Changes only the answer at that
+  level; its temperature is chosen on PriceRunner's vertical (the vertical of each offer's mapped category).
 
 A variant is kept only if it wins on both catalogs: PriceRunner against all 8,251 Shopify leaves and the 10 mapped
 ones; Flipkart against its own paths and, judged at the vertical, all Shopify leaves.
@@ -60,6 +63,16 @@ def top_down(scores: np.ndarray, branches: np.ndarray, lam: float, temperature: 
 def branch_of(hierarchy: Any, nodes: list[int], level: int) -> np.ndarray:
     chains = [hierarchy.ancestors(int(node))[::-1] for node in nodes]  # root first
     return np.array([chain[min(level, len(chain) - 1)] for chain in chains])
+
+
+def rolled_up(scores: np.ndarray, branch: np.ndarray, temperature: float) -> np.ndarray:
+    """Per row, the branch (by its index in np.unique(branch)) whose candidates' softmax probabilities sum highest."""
+    names, inverse = np.unique(branch, return_inverse=True)
+    probabilities = np.exp((scores - scores.max(axis=1, keepdims=True)) / temperature)
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    sums = np.zeros((scores.shape[0], len(names)))
+    np.add.at(sums.T, inverse, probabilities.T)
+    return np.asarray(sums.argmax(axis=1))
 
 
 def main() -> None:
@@ -133,6 +146,35 @@ def main() -> None:
                 lambda s, v, c, h, p, level=level, lam=lam, t=temperature: top_down(s, branch_of(h, c, level), lam, t)
             )
             print(f"top-down level {level} lam={lam} T={temperature:<4}: {line}", flush=True)
+
+    # Rolled up: only the answer at the top level changes, so only those figures are printed, beside the top-1's.
+    leaf_vertical = np.array([vertical_of[i] for i in leaves])
+    pr_vertical = np.array([vertical_of[t] for t in truth])
+    pr_scores = pr_x @ scorer.linear(leaves).T
+    fk_scores = fk_x @ scorer.linear(leaves).T
+    own_scores = fk_x @ own.linear(holding).T
+    department_of = np.array([own_tree.labels[int(node)].split(SEP)[0] for node in holding])
+
+    def vertical_right(verticals: np.ndarray) -> float:
+        return float(np.mean([v in allowed[o.department] for v, o in zip(verticals, offers, strict=True)]))
+
+    truth_departments = [o.department for o in offers]
+    pr_top1 = np.mean(leaf_vertical[pr_scores.argmax(1)] == pr_vertical)
+    own_top1 = np.mean(department_of[own_scores.argmax(1)] == truth_departments)
+    print(
+        f"top-1's vertical / department:     PriceRunner vertical {pr_top1:.3f}; Flipkart own department "
+        f"{own_top1:.3f}; Flipkart -> Shopify vertical {vertical_right(leaf_vertical[fk_scores.argmax(1)]):.3f}"
+    )
+    verticals, departments = np.unique(leaf_vertical), np.unique(department_of)
+    for temperature in (0.01, 0.02, 0.05, 0.1):
+        pr = np.mean(verticals[rolled_up(pr_scores, leaf_vertical, temperature)] == pr_vertical)
+        own_department = np.mean(departments[rolled_up(own_scores, department_of, temperature)] == truth_departments)
+        fk = vertical_right(verticals[rolled_up(fk_scores, leaf_vertical, temperature)])
+        print(
+            f"rolled up T={temperature:<4}:               PriceRunner vertical {pr:.3f}; "
+            f"Flipkart own department {own_department:.3f}; Flipkart -> Shopify vertical {fk:.3f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
