@@ -218,12 +218,12 @@ else:
 # Progress and results live in our own database rows (ImportJob, TrainingRun, ...): no result backend to run.
 CELERY_TASK_IGNORE_RESULT = True
 # Queues: `default` (imports, the reaper), `training` (training runs, label checks), `scoring` (re-scoring
-# chunks), so that chunks never wait hours behind a training run, and `fast` (a fast head's fit and its re-score
-# from stored embeddings: seconds of work that make the last labels count). A worker that takes `scoring` takes
-# `fast` too, and takes its queues in turn, so a fast head waits for one chunk of a long re-score, not for all of them
-# (behind a fine-tuned version's pass over a big catalog, that was its whole 20 minutes). GPU workers take
-# `fast,training,scoring` (one card) or one of `training` / `fast,scoring` each (README: "Scaling out",
-# docker-compose.yml).
+# chunks), so that chunks never wait hours behind a training run, and `fast` (seconds of work someone waits for: a
+# fast head's fit and its re-score from stored embeddings, the debounced scoring of products created or edited).
+# A worker that takes `scoring` takes `fast` too, and takes its queues in turn, so that work waits for one chunk of
+# a long re-score, not for all of them (behind a fine-tuned version's pass over 1M products on 2 cores, ~20 minutes).
+# GPU workers take `fast,training,scoring` (one card) or one of `training` / `fast,scoring` each (README: "Scaling
+# out", docker-compose.yml).
 CELERY_TASK_DEFAULT_QUEUE = "default"
 MLCORE_FAST_QUEUE = "fast"
 CELERY_TASK_ROUTES = {
@@ -231,6 +231,7 @@ CELERY_TASK_ROUTES = {
     "mlcore.tasks.label_audit_task": {"queue": "training"},
     # A fast version's chunks are sent to MLCORE_FAST_QUEUE instead (mlcore.services.rescoring).
     "mlcore.tasks.rescore_chunk_task": {"queue": "scoring"},
+    # Beat's minute drain; the debounced one after each change goes to MLCORE_FAST_QUEUE (mlcore.services.scoring).
     "mlcore.tasks.scoring_backlog_task": {"queue": "scoring"},
     "mlcore.tasks.fast_version_task": {"queue": MLCORE_FAST_QUEUE},
 }

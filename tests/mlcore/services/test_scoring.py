@@ -133,6 +133,72 @@ def test_a_product_created_through_the_api_has_suggestions_within_seconds_on_a_r
     assert suggestions[0]["source"] == "zero-shot"
 
 
+@pytest.mark.slow
+def test_a_new_product_is_scored_while_the_whole_catalog_re_scores(
+    ml_settings, labelled_catalog, admin_user, celery_worker, settings, monkeypatch
+):
+    """The debounced drain goes on the fast queue, which a scoring worker takes in turn with a long job's chunks: a
+    product created while the catalog re-scores (20 minutes for 1M products on 2 cores) has suggestions in seconds."""
+    from django.core.cache import cache
+
+    from mlcore.models import RescoreChunk
+    from mlcore.services import rescoring
+
+    settings.MLCORE_SCORE_DEBOUNCE_SECONDS = 1
+    cache.clear()
+    rescore_job_run_here(job_id=rescore_job_start(version_id=None, enqueue=False).pk)
+    settings.MLCORE_RESCORE_CHUNK_SIZE = 1  # the long job: one slow chunk per product
+    score = rescoring.score_product_range
+
+    def slow(*, version_id, first_id, last_id):
+        time.sleep(0.4)
+        return score(version_id=version_id, first_id=first_id, last_id=last_id)
+
+    monkeypatch.setattr(rescoring, "score_product_range", slow)
+    long = rescore_job_start(version_id=None)
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    created = api.post("/api/v1/products/", {"sku": "API-2", "title": "dishwasher mid-job"}, format="json")
+    assert created.status_code == 201, created.content
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        suggestions = api.get(f"/api/v1/products/{created.json()['id']}/suggestions").json()
+        if suggestions:
+            break
+        time.sleep(0.2)
+    assert suggestions, "no suggestion a minute after the product was created"
+    long.refresh_from_db()
+    done = RescoreChunk.objects.filter(job=long, done=True).count()
+    assert not long.is_finished, f"the drain waited for the whole re-score ({done} of {long.chunks_total})"
+    assert done < long.chunks_total / 2, f"scored after {done} of {long.chunks_total} chunks"
+
+
+def test_a_drain_on_the_fast_queue_keeps_to_its_budget_and_queues_its_sequel(
+    ml_settings, labelled_catalog, monkeypatch, django_capture_on_commit_callbacks
+):
+    from unittest import mock
+
+    from django.core.cache import cache
+
+    from mlcore.services import scoring
+
+    rescore_job_run_here(job_id=rescore_job_start(version_id=None, enqueue=False).pk)
+    with django_capture_on_commit_callbacks(execute=False):
+        for i in range(3):
+            product_create(sku=f"LANE-{i}", title=f"dishwasher {i}", brand="")
+    cache.clear()
+    monkeypatch.setattr(scoring, "FAST_LANE_BUDGET_SECONDS", 0.0001)  # spent after the first batch
+    with mock.patch("mlcore.tasks.scoring_backlog_task.apply_async") as send:
+        assert scoring.scoring_backlog_drain(batch=1, fast_lane=True) == 1
+    assert ScoringBacklog.objects.count() == 2  # the rest waits for the sequel, not for beat's drain behind a job
+    assert send.call_args.kwargs["queue"] == "fast"
+    assert send.call_args.kwargs["kwargs"] == {"fast_lane": True}
+    monkeypatch.undo()
+    with mock.patch("mlcore.tasks.scoring_backlog_task.apply_async") as send:
+        assert scoring.scoring_backlog_drain(fast_lane=True) == 2  # within its 10 s the backlog empties
+    send.assert_not_called()
+
+
 def test_a_chunk_s_scores_are_written_as_the_rows_path_writes_them(small_tree) -> None:
     """A re-scoring chunk's Scores go to PostgreSQL as one COPY text formatted column by column; what lands must be
     what the row-by-row path writes for the same predictions (nulls, the top-k JSON, floats)."""
