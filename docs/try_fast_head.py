@@ -100,6 +100,8 @@ def main() -> None:
         if product["is_verified"] and product["category_source"] == "annotation":
             labels, due = labels + 1, time.monotonic()
     print(f"{answers} answers made {labels} verified labels", flush=True)
+    if labels < args.every:
+        print("(a fast version came sooner: labels made before this script began counted towards it)", flush=True)
     while time.monotonic() - due < 300:
         fresh = fast_versions()
         if any(v.get("held_back") for v in fresh):
