@@ -231,8 +231,8 @@ CELERY_TASK_ROUTES = {
     "mlcore.tasks.label_audit_task": {"queue": "training"},
     # A fast version's chunks are sent to MLCORE_FAST_QUEUE instead (mlcore.services.rescoring).
     "mlcore.tasks.rescore_chunk_task": {"queue": "scoring"},
-    # Beat's minute drain; the debounced one after each change goes to MLCORE_FAST_QUEUE (mlcore.services.scoring).
-    "mlcore.tasks.scoring_backlog_task": {"queue": "scoring"},
+    # The debounced drain after each change and beat's minute drain: someone waits for those suggestions.
+    "mlcore.tasks.scoring_backlog_task": {"queue": MLCORE_FAST_QUEUE},
     "mlcore.tasks.fast_version_task": {"queue": MLCORE_FAST_QUEUE},
 }
 CELERY_TASK_ACKS_LATE = False  # per task: only the idempotent ones (core.tasks.durable_task) are acked late
@@ -372,7 +372,8 @@ MLCORE_GATE_CLASS_MARGIN = env.float("MLCORE_GATE_CLASS_MARGIN", default=0.10)
 # MLCORE_SCORE_BATCH products per transaction for at most MLCORE_SCORE_BUDGET_SECONDS, then leaves the rest to the next.
 MLCORE_SCORE_DEBOUNCE_SECONDS = env.int("MLCORE_SCORE_DEBOUNCE_SECONDS", default=5)
 MLCORE_SCORE_BATCH = env.int("MLCORE_SCORE_BATCH", default=500)
-MLCORE_SCORE_BUDGET_SECONDS = env.float("MLCORE_SCORE_BUDGET_SECONDS", default=50.0)
+# 10 s: a drain shares the fast queue with fast heads, so it scores a slice and queues the next (it was 50 s a drain).
+MLCORE_SCORE_BUDGET_SECONDS = env.float("MLCORE_SCORE_BUDGET_SECONDS", default=10.0)
 # Reclassification proposals need this rolled-up probability (0: each version's confidence for 99 % precision on
 # the frozen test set).
 RECLASSIFY_THRESHOLD = env.float("RECLASSIFY_THRESHOLD", default=0.0)

@@ -36,11 +36,11 @@ def label_audit_task(self: object, audit_id: int) -> None:
 
 
 @durable_task(soft_time_limit=_LIMITS["scoring"], time_limit=_LIMITS["scoring"] + _GRACE)
-def scoring_backlog_task(self: object, fast_lane: bool = False) -> None:
+def scoring_backlog_task(self: object) -> None:
     """Products created or edited since the last full re-score (idempotent: the backlog rows are the state)."""
     from mlcore.services.scoring import scoring_backlog_drain
 
-    scoring_backlog_drain(fast_lane=fast_lane)
+    scoring_backlog_drain()
 
 
 @durable_task(soft_time_limit=60, time_limit=120)

@@ -444,42 +444,28 @@ def scoring_backlog_add(*, product_ids: Iterable[int]) -> int:
     return len(ids)
 
 
-# A drain on the fast queue (someone is waiting for those suggestions) stops after this long and queues the next one,
-# so that a fast head behind it waits seconds, not the 50 s of a whole drain.
-FAST_LANE_BUDGET_SECONDS = 10.0
-
-
 def scoring_backlog_schedule() -> None:
     """One drain per debounce window: a burst of edits (an import's chunks, an annotator's session) is scored
-    together. On the fast queue, which scoring workers take in turn with a long re-score's chunks: a product created
-    while a whole catalog re-scores has its suggestions in seconds, not after the job. Best effort: with the broker
-    down, beat's minute drain (on `scoring`) picks the backlog up."""
+    together. On the fast queue (as beat's minute drain), which scoring workers take in turn with a long re-score's
+    chunks: a product created while a whole catalog re-scores has its suggestions in seconds, not after the job. Best
+    effort: with the broker down, beat's drain picks the backlog up."""
     if not cache.add(SCHEDULED_KEY, 1, timeout=settings.MLCORE_SCORE_DEBOUNCE_SECONDS):
         return
     from mlcore.tasks import scoring_backlog_task
 
     try:
-        scoring_backlog_task.apply_async(
-            kwargs={"fast_lane": True},
-            countdown=settings.MLCORE_SCORE_DEBOUNCE_SECONDS,
-            queue=settings.MLCORE_FAST_QUEUE,
-        )
+        scoring_backlog_task.apply_async(countdown=settings.MLCORE_SCORE_DEBOUNCE_SECONDS)
     except Exception:  # the broker is down: the backlog waits for beat, nothing is lost
         logger.warning("could not queue the scoring backlog's drain; beat will drain it", exc_info=True)
 
 
-def scoring_backlog_drain(
-    *, batch: int | None = None, budget_seconds: float | None = None, fast_lane: bool = False
-) -> int:
+def scoring_backlog_drain(*, batch: int | None = None, budget_seconds: float | None = None) -> int:
     """Score the backlog, oldest first, `batch` products a transaction, until it is empty or the time budget is
-    spent (the next drain goes on). Rows another drain holds are skipped, never scored twice at once. Returns how
-    many products were scored. `fast_lane`: the debounced drain on the fast queue, which keeps to a short budget and
-    queues its own sequel when the backlog outlasts it."""
+    spent; then it queues its sequel, so that a large backlog is scored in slices that take turns with the rest of
+    the fast queue (a fast head waits seconds behind a drain, not minutes). Rows another drain holds are skipped,
+    never scored twice at once. Returns how many products were scored."""
     batch = batch or settings.MLCORE_SCORE_BATCH
-    if budget_seconds is not None:
-        budget = budget_seconds
-    else:
-        budget = FAST_LANE_BUDGET_SECONDS if fast_lane else settings.MLCORE_SCORE_BUDGET_SECONDS
+    budget = budget_seconds if budget_seconds is not None else settings.MLCORE_SCORE_BUDGET_SECONDS
     started = time.monotonic()
     scored = 0
     emptied = False
@@ -515,8 +501,8 @@ def scoring_backlog_drain(
             scored += len(products)
     if scored:
         logger.info("scored %s product(s) from the backlog", scored)
-    if fast_lane and not emptied:
-        # The rest takes its turn again (after the debounce) rather than waiting for beat's drain on `scoring`.
+    if not emptied:
+        # The rest takes its turn again after the debounce, rather than at beat's next minute.
         cache.delete(SCHEDULED_KEY)
         scoring_backlog_schedule()
     return scored

@@ -173,9 +173,11 @@ def test_a_new_product_is_scored_while_the_whole_catalog_re_scores(
     assert done < long.chunks_total / 2, f"scored after {done} of {long.chunks_total} chunks"
 
 
-def test_a_drain_on_the_fast_queue_keeps_to_its_budget_and_queues_its_sequel(
-    ml_settings, labelled_catalog, monkeypatch, django_capture_on_commit_callbacks
+def test_a_drain_keeps_to_its_budget_and_queues_its_sequel_on_the_fast_queue(
+    ml_settings, labelled_catalog, settings, django_capture_on_commit_callbacks
 ):
+    """A drain shares the fast queue with fast heads: it scores a slice, then queues the rest, instead of holding the
+    worker for as long as the backlog lasts."""
     from unittest import mock
 
     from django.core.cache import cache
@@ -187,15 +189,17 @@ def test_a_drain_on_the_fast_queue_keeps_to_its_budget_and_queues_its_sequel(
         for i in range(3):
             product_create(sku=f"LANE-{i}", title=f"dishwasher {i}", brand="")
     cache.clear()
-    monkeypatch.setattr(scoring, "FAST_LANE_BUDGET_SECONDS", 0.0001)  # spent after the first batch
+    settings.MLCORE_SCORE_BUDGET_SECONDS = 0.0001  # spent after the first batch
     with mock.patch("mlcore.tasks.scoring_backlog_task.apply_async") as send:
-        assert scoring.scoring_backlog_drain(batch=1, fast_lane=True) == 1
-    assert ScoringBacklog.objects.count() == 2  # the rest waits for the sequel, not for beat's drain behind a job
-    assert send.call_args.kwargs["queue"] == "fast"
-    assert send.call_args.kwargs["kwargs"] == {"fast_lane": True}
-    monkeypatch.undo()
+        assert scoring.scoring_backlog_drain(batch=1) == 1
+    assert ScoringBacklog.objects.count() == 2  # the rest waits for the sequel, not for beat's next minute
+    send.assert_called_once()
+    from config.celery import app
+
+    assert app.amqp.router.route({}, "mlcore.tasks.scoring_backlog_task")["queue"].name == "fast"
+    settings.MLCORE_SCORE_BUDGET_SECONDS = 10.0
     with mock.patch("mlcore.tasks.scoring_backlog_task.apply_async") as send:
-        assert scoring.scoring_backlog_drain(fast_lane=True) == 2  # within its 10 s the backlog empties
+        assert scoring.scoring_backlog_drain() == 2  # within its 10 s the backlog empties: nothing more to queue
     send.assert_not_called()
 
 
