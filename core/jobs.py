@@ -61,6 +61,9 @@ class JobKind:
     # A chunked job is not claimed as a whole: its chunks are (each a Lease), and the job is idle when its heartbeat
     # (the last chunk's) is stale.
     chunked: bool = False
+    # Where one job's tasks go, when that depends on the job (a fast version's re-score goes to `fast`, not to
+    # `queue`): the reaper then looks at that queue, or a lost job would wait for a busy one to empty.
+    queue_of: Callable[[Job], str] | None = None
 
 
 _KINDS: dict[type[Job], JobKind] = {}
@@ -385,8 +388,8 @@ def jobs_reap() -> ReapReport:
     report = ReapReport(resent=[], failed=[], cancelled=[])
     now = timezone.now()
     quiet = timedelta(seconds=settings.JOBS_REQUEUE_AFTER_SECONDS)
+    empty: dict[str, bool | None] = {}  # asked once per queue and pass
     for kind in job_kinds():
-        empty: bool | None = None
         for job in kind.model._default_manager.filter(status__in=UNFINISHED).order_by("pk"):
             name = f"{kind.model.__name__} {job.pk}"
             reason: str | None = None
@@ -408,9 +411,10 @@ def jobs_reap() -> ReapReport:
                     continue
             if job.enqueued_at and now - job.enqueued_at < quiet:
                 continue  # sent again recently: give that message its time
-            if empty is None:
-                empty = _queue_is_empty(kind.queue)
-            if not empty:
+            queue = kind.queue_of(job) if kind.queue_of is not None else kind.queue
+            if queue not in empty:
+                empty[queue] = _queue_is_empty(queue)
+            if not empty[queue]:
                 continue  # messages wait in its queue (maybe its own): a worker will get to them
             logger.warning("reaper: sending %s again (%s)", name, reason or "its message was lost")
             sent = kind.enqueue(job.pk)

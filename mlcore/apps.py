@@ -14,7 +14,7 @@ class MlcoreConfig(AppConfig):
         from mlcore import control, receivers  # noqa: F401  (the listeners; the workers' status command)
         from mlcore.models import LabelAudit, RescoreJob, TrainingRun
         from mlcore.services.label_audit import label_audit_enqueue
-        from mlcore.services.rescoring import rescore_job_enqueue
+        from mlcore.services.rescoring import rescore_job_enqueue, rescore_job_queue
         from mlcore.services.training import training_run_ended, training_run_enqueue
 
         job_kind_register(
@@ -26,6 +26,7 @@ class MlcoreConfig(AppConfig):
                 queue="scoring",
                 enqueue=lambda pk: rescore_job_enqueue(job_id=pk),
                 chunked=True,
+                queue_of=lambda job: rescore_job_queue(job_id=job.pk),
             )
         )
         job_kind_register(JobKind(model=LabelAudit, queue="training", enqueue=label_audit_enqueue))

@@ -88,6 +88,13 @@ def rescore_job_run_here(*, job_id: int) -> RescoreJob:
     return RescoreJob.objects.get(pk=job_id)
 
 
+def rescore_job_queue(*, job_id: int) -> str:
+    """Where a job's chunks go: a fast version's re-score is what makes the last labels count, so its chunks take
+    turns with a long job's on the fast queue instead of queueing behind them (settings: CELERY_TASK_ROUTES)."""
+    fast = RescoreJob.objects.filter(pk=job_id, model_version__method=TrainingMethod.FAST).exists()
+    return str(settings.MLCORE_FAST_QUEUE) if fast else "scoring"
+
+
 def rescore_job_enqueue(*, job_id: int) -> int:
     """Send a task for every chunk not done and not held by a live worker (a resume after a lost worker or a lost
     broker sends only those). Returns how many were sent."""
@@ -98,12 +105,9 @@ def rescore_job_enqueue(*, job_id: int) -> int:
         if chunk.claim_token is not None and takeover_reason(chunk) is None:
             continue  # a live worker is scoring it
         pending.append((chunk.first_id, chunk.last_id))
-    # A fast version's re-score is what makes the last labels count: its chunks take turns with a long job's
-    # instead of queueing behind them (settings: CELERY_TASK_ROUTES).
-    fast = RescoreJob.objects.filter(pk=job_id, model_version__method=TrainingMethod.FAST).exists()
-    options = {"queue": settings.MLCORE_FAST_QUEUE} if fast else {}
+    queue = rescore_job_queue(job_id=job_id)
     for first, last in pending:
-        rescore_chunk_task.apply_async((job_id, first, last), **options)
+        rescore_chunk_task.apply_async((job_id, first, last), queue=queue)
     if not RescoreChunk.objects.filter(job_id=job_id, done=False).exists():
         _finish_if_complete(job_id)
     return len(pending)

@@ -263,11 +263,19 @@ def _messages(queue: str) -> int:
 
 @pytest.fixture
 def empty_queues():
+    """Every queue of the project emptied (control.purge() empties only the queues this process has declared)."""
     from celery import current_app
 
-    current_app.control.purge()
+    from mlcore.selectors import QUEUES
+
+    def purge() -> None:
+        with current_app.connection_for_write() as connection:
+            for queue in QUEUES:
+                connection.default_channel.queue_purge(queue)
+
+    purge()
     yield
-    current_app.control.purge()
+    purge()
 
 
 def test_the_reaper_resends_a_job_whose_worker_is_gone(db, empty_queues):
@@ -306,6 +314,31 @@ def test_the_reaper_leaves_live_jobs_and_waiting_messages_alone(db, empty_queues
         enqueued_at=timezone.now() - timedelta(hours=1), created_at=timezone.now() - timedelta(hours=1)
     )
     assert jobs_reap().resent == [f"ImportJob {queued.pk}"]
+
+
+def test_the_reaper_looks_for_a_fast_version_s_lost_chunks_in_the_fast_queue(db, empty_queues, small_tree):
+    """A fast version's chunks go to `fast`: had the reaper asked `scoring` (busy with a long job's chunks), a fast
+    re-score whose messages were lost would wait for that whole job before being sent again."""
+    from mlcore.models import TrainingMethod
+    from mlcore.tasks import rescore_chunk_task
+    from tests.factories import ProductFactory
+
+    product = ProductFactory()
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    jobs = {}
+    for number, method in ((1, TrainingMethod.FULL), (2, TrainingMethod.FAST)):
+        version = ModelVersion.objects.create(
+            number=number, base_model="x", artifact_path="-", method=method, status=ModelVersionStatus.READY
+        )
+        job = RescoreJob.objects.create(model_version=version, chunks_total=1, products_total=1)
+        RescoreChunk.objects.create(job=job, first_id=product.pk, last_id=product.pk)
+        RescoreJob.objects.filter(pk=job.pk).update(created_at=an_hour_ago, enqueued_at=an_hour_ago)
+        jobs[method] = job
+    rescore_chunk_task.apply_async((0, 0, 0), queue="scoring")  # a long job's chunk, waiting its turn
+    waiting = {queue: _messages(queue) for queue in ("fast", "scoring")}
+    assert jobs_reap().resent == [f"RescoreJob {jobs[TrainingMethod.FAST].pk}"]
+    assert _messages("fast") == waiting["fast"] + 1
+    assert _messages("scoring") == waiting["scoring"]  # the fine-tuned version's job waits: `scoring` holds messages
 
 
 @pytest.mark.slow

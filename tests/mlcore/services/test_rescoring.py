@@ -67,8 +67,8 @@ def test_a_rerun_chunk_writes_nothing_twice_and_a_killed_job_resumes(version: Mo
     with mock.patch("mlcore.tasks.rescore_chunk_task.apply_async") as send:
         assert rescore_job_enqueue(job_id=job.pk) == 4
     assert sorted(call.args[0][1] for call in send.call_args_list) == [c.first_id for c in chunks[3:]]
-    # A fine-tuned version's chunks go where the routes send them (`scoring`); only a fast version's jump the queue.
-    assert all("queue" not in call.kwargs for call in send.call_args_list)
+    # A fine-tuned version's chunks go to `scoring`; only a fast version's take the fast queue.
+    assert {call.kwargs["queue"] for call in send.call_args_list} == {"scoring"}
     rescore_job_run_here(job_id=job.pk)
     assert Prediction.objects.filter(model_version=version).count() == Product.objects.count()
     job.refresh_from_db()
