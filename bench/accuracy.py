@@ -197,14 +197,6 @@ def error_overlap(
     both = model_wrong & tfidf_wrong
     same = np.array([a == b for a, b in zip(model_answer, tfidf_predicted, strict=True)]) & both
     top5 = np.argsort(-test_p, axis=1)[:, :5] == test_truth[:, None]
-    # Of the errors both make with the same answer: the answer named like the truth under another parent (the same
-    # last segment of a different path), and the answer in another department (first segment). Paths only: on a flat
-    # list of categories (PriceRunner) every wrong answer would count as "another department".
-    from bench.flipkart import SEP
-
-    shared = [(model_answer[i], test[i][6]) for i in np.flatnonzero(same)]
-    named_alike = sum(a.split(SEP)[-1] == t.split(SEP)[-1] for a, t in shared)
-    other_department = sum(a.split(SEP)[0] != t.split(SEP)[0] for a, t in shared)
     measured: dict[str, float] = {
         "overlap_model_errors": float(model_wrong.sum()),
         "overlap_tfidf_errors": float(tfidf_wrong.sum()),
@@ -212,9 +204,15 @@ def error_overlap(
         "overlap_same_answer": float(same.sum()),
         "overlap_top5": float(top5.any(axis=1).mean()),
     }
+    # Of the errors both make with the same answer: the answer named like the truth under another parent (the same
+    # last segment of a different path), and the answer in another department (first segment). Paths only: on a flat
+    # list of categories (PriceRunner) every wrong answer would count as "another department".
+    from bench.flipkart import SEP
+
     if any(SEP in r[6] for r in test):
-        measured["overlap_same_named_alike"] = float(named_alike)
-        measured["overlap_same_other_department"] = float(other_department)
+        shared = [(model_answer[i].split(SEP), test[i][6].split(SEP)) for i in np.flatnonzero(same)]
+        measured["overlap_same_named_alike"] = float(sum(a[-1] == t[-1] for a, t in shared))
+        measured["overlap_same_other_department"] = float(sum(a[0] != t[0] for a, t in shared))
 
     def accuracy_on(probabilities: np.ndarray, truth: np.ndarray) -> float:
         return float(np.mean(probabilities.argmax(axis=1) == truth))
