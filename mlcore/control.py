@@ -3,6 +3,7 @@ and its device, reported by the worker itself (the web process never imports tor
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery.signals import worker_ready
@@ -12,6 +13,7 @@ from django.conf import settings
 # Filled when the worker is ready: asking torch about the device takes a second or two the first time, longer than
 # a dashboard waits for a reply.
 _device: dict[str, Any] = {}
+logger = logging.getLogger(__name__)
 
 
 def _describe() -> dict[str, Any]:
@@ -22,8 +24,24 @@ def _describe() -> dict[str, Any]:
     return _device
 
 
+def missing_fast_queue(queues: set[str]) -> str | None:
+    """A warning for a worker that re-scores (`scoring`) but does not take the fast queue: a `-Q` list from before
+    that queue existed. Fast versions and new products' suggestions then wait for some other worker, or for ever."""
+    fast = str(settings.MLCORE_FAST_QUEUE)
+    if "scoring" in queues and fast not in queues:
+        return (
+            f"This worker takes 'scoring' but not '{fast}': add {fast} to its -Q list (README, Scaling out), or the "
+            "fast versions labels make and new products' suggestions wait until another worker takes that queue."
+        )
+    return None
+
+
 @worker_ready.connect
-def _warm(**kwargs: Any) -> None:
+def _warm(sender: Any = None, **kwargs: Any) -> None:
+    queues = {queue.name for queue in getattr(getattr(sender, "task_consumer", None), "queues", None) or []}
+    warning = missing_fast_queue(queues)
+    if warning:
+        logger.warning(warning)
     _describe()
 
 
