@@ -2,7 +2,7 @@
 row), and Flipkart's products with their own taxonomy (never tuned on; sampled by distinct title).
 
     python -m bench.accuracy [--train-limit N] [--epochs 2] [--patience 2] [--fine-tune pricerunner,flipkart]
-                             [--zeroshot-limit 2000] [--active-learning-rounds 70] [--error-overlap]
+                             [--zeroshot-limit 2000] [--active-learning-draws 10] [--error-overlap]
 
 In one run: the fine-tuned encoder against TF-IDF + logistic regression (weighted F1, accuracy), and zero-shot
 top-1/top-5 of the offers against all 8,251 Shopify leaves (the mapped node or a descendant counts as right) and
@@ -497,10 +497,10 @@ def main() -> None:
         "--fine-tune", default="pricerunner,flipkart", help="the catalogs to fine-tune on (comma-separated)"
     )
     parser.add_argument(
-        "--active-learning-rounds",
+        "--active-learning-draws",
         type=int,
-        default=70,
-        help="rounds of 100 labels in the active-learning simulation on both catalogs (0: leave it out)",
+        default=10,
+        help="seeds and random orders the active-learning simulation averages over on both catalogs (0: leave it out)",
     )
     parser.add_argument(
         "--validation-share",
@@ -593,13 +593,13 @@ def main() -> None:
             f"fast head prior weight chosen on {chosen_on}: {best}; on {reported_on} it gives "
             f"{shot[f'fast_{reported_on}_{best}']:.3f} (target on Flipkart: 0.92)"
         )
-    if args.active_learning_rounds:
+    if args.active_learning_draws:
         from bench import active_learning
 
         # The same simulation as python -m bench.active_learning (uncertainty against random sampling, a frozen
         # encoder with a logistic-regression head), on both catalogs.
         for catalog in active_learning.CATALOGS.values():
-            active_learning.simulate(catalog(5), batch=100, rounds=args.active_learning_rounds)
+            active_learning.simulate(catalog(5), draws=args.active_learning_draws)
 
 
 if __name__ == "__main__":
