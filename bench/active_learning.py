@@ -1,6 +1,6 @@
 """Active learning against random sampling on both shipped catalogs, with a simulated annotator.
 
-    python -m bench.active_learning [--catalog pricerunner,flipkart] [--batch 25] [--labels N] [--draws 3]
+    python -m bench.active_learning [--catalog pricerunner,flipkart] [--batch 25] [--labels N] [--draws 10]
                                     [--seed-per-class 5]
 
 The annotator answers with the shipped ground truth. The fast setting the issue allows: the packaged MiniLM encoder,
