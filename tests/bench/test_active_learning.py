@@ -1,0 +1,49 @@
+"""bench/active_learning.py's simulation on a small synthetic catalog: the README's active-learning figures come from
+it, and CI never runs the bench itself (it takes 15 minutes on the real catalogs)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench import active_learning as al
+
+
+@pytest.fixture
+def catalog(tmp_path, monkeypatch) -> al.Catalog:
+    """Four categories of 300 items: each a cluster, a tenth of its items halfway to another category's."""
+    monkeypatch.setattr(al, "REPO", tmp_path)  # the SVG goes to a temporary docs/
+    (tmp_path / "docs").mkdir()
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 16)) * 3
+    y = np.repeat(np.arange(4), 300)
+    x = centres[y] + rng.normal(size=(1200, 16))
+    hard = rng.random(1200) < 0.1
+    x[hard] = (centres[y[hard]] + centres[(y[hard] + 1) % 4]) / 2 + 0.3 * rng.normal(size=(int(hard.sum()), 16))
+    order = rng.permutation(1200)
+    return al.Catalog(
+        "synthetic", x.astype(np.float32), y.astype(str), list(order[:900]), list(order[900:]), 2, 400, "items"
+    )
+
+
+def test_a_curve_ends_at_the_target_when_asked_and_counts_the_seed(catalog):
+    seed = catalog.seed(0)
+    assert len(seed) == 8  # 2 a category
+    curve = al.run("random", catalog.x, catalog.y, catalog.pool, seed, catalog.test, 25, 40, stop_at=0.0)
+    assert curve == [(8, curve[0][1])]  # reached at once: nothing labelled beyond the seed
+    full = al.run("uncertainty", catalog.x, catalog.y, catalog.pool, seed, catalog.test, 25, 4)
+    assert [n for n, _ in full] == [8, 33, 58, 83, 108]
+    assert al.labels_to_reach(full, 2.0) is None
+
+
+def test_draws_differ_in_seed_and_order_and_the_figures_are_their_means(catalog, capsys):
+    assert catalog.seed(0) != catalog.seed(1)
+    figures = al.simulate(catalog, batch=25, draws=3)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  draw ") and "x" in line[-1]]
+    assert len(lines) == 3
+    assert figures["draws"] == 3
+    ratios = [float(line.rsplit(": ", 1)[-1].rstrip("x")) for line in lines]
+    assert figures["ratio"] == pytest.approx(np.mean(ratios), abs=0.01)
+    counts = [line.split("uncertainty ")[1].split(",")[0] for line in lines]
+    assert figures["uncertainty"] == pytest.approx(np.mean([int(count) for count in counts]))
+    assert (al.REPO / "docs" / "active-learning-synthetic.svg").exists()
