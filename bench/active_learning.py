@@ -214,7 +214,10 @@ def simulate(catalog: Catalog, batch: int = BATCH, labels: int | None = None, dr
     ratios: list[float] = []
     for draw in range(draws):
         seed = catalog.seed(draw)
-        # The first draw runs the whole budget for the plot; the others only need the labels to reach the target.
+        # The first draw runs the whole budget for the plot; the others only need the labels to reach the target,
+        # and go on until they do (or the pool runs out): a draw cut off by the budget would drop out of the mean,
+        # and the draws dropped would be the ones where random sampling was unluckiest.
+        unbounded = -(-len(catalog.pool) // batch)
         curves = {
             s: run(
                 s,
@@ -224,7 +227,7 @@ def simulate(catalog: Catalog, batch: int = BATCH, labels: int | None = None, dr
                 seed,
                 catalog.test,
                 batch,
-                rounds,
+                rounds if draw == 0 else unbounded,
                 draw,
                 stop_at=None if draw == 0 else target,
             )
