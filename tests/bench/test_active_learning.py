@@ -39,7 +39,7 @@ def test_a_curve_ends_at_the_target_when_asked_and_counts_the_seed(catalog):
 def test_draws_differ_in_seed_and_order_and_the_figures_are_their_means(catalog, capsys):
     assert catalog.seed(0) != catalog.seed(1)
     figures = al.simulate(catalog, batch=25, draws=3)
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  draw ") and "x" in line[-1]]
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  draw ") and line.endswith("x")]
     assert len(lines) == 3
     assert figures["draws"] == 3
     ratios = [float(line.rsplit(": ", 1)[-1].rstrip("x")) for line in lines]
