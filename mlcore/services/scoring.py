@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -495,9 +496,14 @@ def scoring_backlog_drain(*, batch: int | None = None, budget_seconds: float | N
             predictions = score_products(version_id=version_id, products=products)
             Prediction.objects.filter(model_version_id=version_id, product_id__in=[p[0] for p in products]).delete()
             predictions_write(rows=predictions, version_id=version_id)
-            # Only as read: a product changed again meanwhile (queued_at moved on) stays for the next drain.
+            # Only as read: a product changed again meanwhile (queued_at moved on) stays for the next drain. One
+            # DELETE per time the rows were queued, not per product: an import's chunk or a burst of edits shares
+            # one time, so a batch of 500 is a statement or a few rather than 500 round trips.
+            read_at: dict[datetime, list[int]] = defaultdict(list)
             for pk, queued_at in rows:
-                ScoringBacklog.objects.filter(product_id=pk, queued_at=queued_at).delete()
+                read_at[queued_at].append(pk)
+            for queued_at, pks in read_at.items():
+                ScoringBacklog.objects.filter(queued_at=queued_at, product_id__in=pks).delete()
             scored += len(products)
     if scored:
         logger.info("scored %s product(s) from the backlog", scored)

@@ -70,6 +70,43 @@ def test_a_change_while_a_drain_scores_is_not_lost(
     assert not ScoringBacklog.objects.exists()
 
 
+def test_a_drain_deletes_its_rows_a_statement_per_queue_time_not_per_product(
+    ml_settings, labelled_catalog, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Rows queued together (an import's chunk, a burst) go in one DELETE; a row queued again while the batch was
+    scored keeps its newer time and stays, even when it shares the batch with rows that go."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from mlcore.services import scoring
+
+    ScoringBacklog.objects.all().delete()
+    products = list(Product.objects.order_by("pk")[:6])
+    earlier = timezone.now() - timedelta(minutes=5)
+    ScoringBacklog.objects.bulk_create(
+        [
+            ScoringBacklog(product=p, queued_at=earlier if i < 3 else earlier + timedelta(minutes=1))
+            for i, p in enumerate(products)
+        ]
+    )
+    edited = products[4]
+    original = scoring.score_products
+
+    def score_while_someone_edits(**kwargs):
+        ScoringBacklog.objects.filter(product=edited).update(queued_at=timezone.now())
+        return original(**kwargs)
+
+    monkeypatch.setattr(scoring, "score_products", score_while_someone_edits)
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=False):
+        assert scoring.scoring_backlog_drain(batch=10, budget_seconds=0.0001) == 6
+    deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('DELETE FROM "mlcore_scoringbacklog"')]
+    assert len(deletes) == 2, deletes
+    assert list(ScoringBacklog.objects.values_list("product_id", flat=True)) == [edited.pk]
+
+
 def test_the_switch_tops_up_products_created_while_the_rescore_ran(
     ml_settings, labelled_catalog, manager, django_capture_on_commit_callbacks
 ):
