@@ -12,8 +12,7 @@ from bench import active_learning as al
 @pytest.fixture
 def catalog(tmp_path, monkeypatch) -> al.Catalog:
     """Four categories of 300 items: each a cluster, a tenth of its items halfway to another category's."""
-    monkeypatch.setattr(al, "REPO", tmp_path)  # the SVG goes to a temporary docs/
-    (tmp_path / "docs").mkdir()
+    monkeypatch.setattr(al, "REPO", tmp_path)  # the SVG goes to a temporary folder
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(4, 16)) * 3
     y = np.repeat(np.arange(4), 300)
@@ -46,4 +45,15 @@ def test_draws_differ_in_seed_and_order_and_the_figures_are_their_means(catalog,
     assert figures["ratio"] == pytest.approx(np.mean(ratios), abs=0.01)
     counts = [line.split("uncertainty ")[1].split(",")[0] for line in lines]
     assert figures["uncertainty"] == pytest.approx(np.mean([int(count) for count in counts]))
-    assert (al.REPO / "docs" / "active-learning-synthetic.svg").exists()
+    # A seed of 2 a category is not the README's run: its curves go under var/, never over docs/.
+    assert (al.REPO / "var" / "bench" / "active-learning-synthetic-seed2-batch25-400-margin.svg").exists()
+    assert not (al.REPO / "docs").exists()
+
+
+def test_only_the_default_run_draws_over_the_readme_s_plots(catalog):
+    catalog.seed_per_class = al.SEED_PER_CLASS
+    assert al.plot_path(catalog, al.BATCH, None, "margin") == al.REPO / "docs" / "active-learning-synthetic.svg"
+    for other in [(al.BATCH, None, "least"), (al.BATCH, 500, "margin"), (100, None, "margin")]:
+        assert al.plot_path(catalog, *other).parent == al.REPO / "var" / "bench"
+    catalog.seed_per_class = 1
+    assert al.plot_path(catalog, al.BATCH, None, "margin").parent == al.REPO / "var" / "bench"
