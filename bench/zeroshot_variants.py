@@ -12,6 +12,8 @@ category texts:
   catalog's own titles, no label.
 - top-down: each candidate's score plus lam x a soft maximum (T x log-sum-exp over T) of the scores in its branch at
   the given level (0: the vertical / department), so that a title first picks a branch and then a leaf in it.
+- beam: top-down beam search over the tree, the issue's first idea: the branches at the given level scored by the
+  centroid of their candidates, the best `width` kept, the leaves ranked within them first.
 - rolled up: the vertical (or department) whose candidates' softmax probabilities sum highest, instead of the top-1
   candidate's: what the back-off reads when it serves a category above the leaf. Changes only the answer at that
   level; its temperature is chosen on PriceRunner's vertical (the vertical of each offer's mapped category).
@@ -58,6 +60,19 @@ def top_down(scores: np.ndarray, branches: np.ndarray, lam: float, temperature: 
     sums = np.zeros((scores.shape[0], len(names)))
     np.add.at(sums.T, inverse, np.exp((scores - peak) / temperature).T)
     return np.asarray(scores + lam * (peak + temperature * np.log(sums))[:, inverse], dtype=np.float32)
+
+
+def beam(scores: np.ndarray, branches: np.ndarray, width: int) -> np.ndarray:
+    """Top-down beam search: each branch scored by the centroid of its candidates' vectors (the mean of their scores,
+    since a score is a dot product), only the best `width` branches kept; a candidate outside them ranks below every
+    candidate inside."""
+    names, inverse = np.unique(branches, return_inverse=True)
+    sums = np.zeros((scores.shape[0], len(names)))
+    np.add.at(sums.T, inverse, scores.T)
+    centroid = sums / np.bincount(inverse, minlength=len(names))
+    kept = np.argsort(-centroid, axis=1)[:, :width]
+    inside = (inverse[None, None, :] == kept[:, :, None]).any(axis=1)
+    return np.asarray(np.where(inside, scores, scores - 10.0), dtype=np.float32)
 
 
 def branch_of(hierarchy: Any, nodes: list[int], level: int) -> np.ndarray:
@@ -146,6 +161,11 @@ def main() -> None:
                 lambda s, v, c, h, p, level=level, lam=lam, t=temperature: top_down(s, branch_of(h, c, level), lam, t)
             )
             print(f"top-down level {level} lam={lam} T={temperature:<4}: {line}", flush=True)
+
+    for level in (0, 1):
+        for width in (1, 2, 3):
+            line = measure(lambda s, v, c, h, p, level=level, width=width: beam(s, branch_of(h, c, level), width))
+            print(f"beam level {level} width {width}:          {line}", flush=True)
 
     # Rolled up: only the answer at the top level changes, so only those figures are printed, beside the top-1's.
     leaf_vertical = np.array([vertical_of[i] for i in leaves])
