@@ -57,3 +57,12 @@ def test_only_the_default_run_draws_over_the_readme_s_plots(catalog):
         assert al.plot_path(catalog, *other).parent == al.REPO / "var" / "bench"
     catalog.seed_per_class = 1
     assert al.plot_path(catalog, al.BATCH, None, "margin").parent == al.REPO / "var" / "bench"
+
+
+def test_the_plotted_draw_runs_past_its_budget_rather_than_dropping_out_of_the_mean(catalog, capsys):
+    catalog.budget = 0  # the plot shows the seed alone: neither strategy can reach the target within it
+    figures = al.simulate(catalog, batch=25, draws=1)
+    assert figures["draws"] == 1
+    assert figures["random"] > len(catalog.seed(0))
+    assert figures["uncertainty"] > len(catalog.seed(0))
+    assert capsys.readouterr().out.count("x the labels random") == 1
