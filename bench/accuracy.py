@@ -599,7 +599,7 @@ def main() -> None:
         # The same simulation as python -m bench.active_learning (uncertainty against random sampling, a frozen
         # encoder with a logistic-regression head), on both catalogs.
         for catalog in active_learning.CATALOGS.values():
-            active_learning.simulate(catalog(5), draws=args.active_learning_draws)
+            active_learning.simulate(catalog(active_learning.SEED_PER_CLASS), draws=args.active_learning_draws)
 
 
 if __name__ == "__main__":
