@@ -37,6 +37,7 @@ CACHE = REPO / "var" / "bench-cache"
 RELATIVE_TARGET = 0.98  # Flipkart: this share of the whole pool's accuracy
 BATCH = 25  # labels a round: the product's MLCORE_FAST_HEAD_EVERY
 DRAWS = 10
+STRATEGIES = ("uncertainty", "random")
 # Labels a category, drawn by the true category, before the strategies part: the least the logistic-regression head
 # needs to know every category. The seed is an oracle (the product's queue cannot pick products by a category it does
 # not know yet), and 5 a category made random sampling largely stratified sampling on Flipkart's 173 categories:
@@ -269,41 +270,31 @@ def simulate(
         # and go on until they do (or the pool runs out): a draw cut off by the budget would drop out of the mean,
         # and the draws dropped would be the ones where random sampling was unluckiest.
         unbounded = -(-len(catalog.pool) // batch)
-        curves = {
-            s: run(
-                s,
+
+        def curve(
+            strategy: str, rounds: int, stop_at: float | None, seed: list[int] = seed, draw: int = draw
+        ) -> list[tuple[int, float]]:
+            return run(
+                strategy,
                 catalog.x,
                 catalog.y,
                 catalog.pool,
                 seed,
                 catalog.test,
                 batch,
-                rounds if draw == 0 else unbounded,
+                rounds,
                 draw,
-                stop_at=None if draw == 0 else target,
+                stop_at=stop_at,
                 measure=measure,
             )
-            for s in ("uncertainty", "random")
-        }
-        counts = {name: labels_to_reach(curve, target) for name, curve in curves.items()}
+
+        curves = {s: curve(s, rounds, None) if draw == 0 else curve(s, unbounded, target) for s in STRATEGIES}
+        counts = {name: labels_to_reach(points, target) for name, points in curves.items()}
         if draw == 0:
             # The plotted draw stops at the budget; a strategy that has not reached the target by then runs on (the
             # same seed and order, so the same curve continued) rather than dropping the draw from the mean.
             for name in [n for n, count in counts.items() if count is None]:
-                longer = run(
-                    name,
-                    catalog.x,
-                    catalog.y,
-                    catalog.pool,
-                    seed,
-                    catalog.test,
-                    batch,
-                    unbounded,
-                    draw,
-                    stop_at=target,
-                    measure=measure,
-                )
-                counts[name] = labels_to_reach(longer, target)
+                counts[name] = labels_to_reach(curve(name, unbounded, target), target)
         line = ", ".join(
             f"{name} {count if count is not None else 'not even with the whole pool labelled'}"
             for name, count in counts.items()
