@@ -75,10 +75,13 @@ def test_hostile_text_runs_nothing_and_the_moved_controls_work(live_server, stri
     assert sub.is_hidden()
 
     # The language switch submits on change, as the onchange handler did.
-    page.select_option("select[name=language]", "zh-hans")
-    page.wait_for_load_state("networkidle")
+    # Each switch is a navigation: wait for it, or the next goto can abort it (net::ERR_ABORTED, seen once in CI:
+    # networkidle can hold before the submitted form's navigation has begun).
+    with page.expect_navigation():
+        page.select_option("select[name=language]", "zh-hans")
     assert page.locator("html").get_attribute("lang") == "zh-hans"
-    page.select_option("select[name=language]", "en")
+    with page.expect_navigation():
+        page.select_option("select[name=language]", "en")
     page.wait_for_load_state("networkidle")
 
     # The annotator's workspace and picker with the hostile category name in its results.
