@@ -14,6 +14,10 @@ category texts:
   the given level (0: the vertical / department), so that a title first picks a branch and then a leaf in it.
 - beam: top-down beam search over the tree, the issue's first idea: the branches at the given level scored by the
   centroid of their candidates, the best `width` kept, the leaves ranked within them first.
+- centred (2026-12-01): the catalog's mean title (its unlabelled pool) taken off every title, and the candidates'
+  mean vector off every candidate, each by the share alpha, the candidates renormalised (the "modality gap" between
+  titles and category names, and the simplest hubness correction: a category near the average title loses). Reads
+  the catalog's own titles, no label.
 - rolled up: the vertical (or department) whose candidates' softmax probabilities sum highest, instead of the top-1
   candidate's: what the back-off reads when it serves a category above the leaf. Changes only the answer at that
   level; its temperature is chosen on PriceRunner's vertical (the vertical of each offer's mapped category).
@@ -73,6 +77,19 @@ def beam(scores: np.ndarray, branches: np.ndarray, width: int) -> np.ndarray:
     kept = np.argsort(-centroid, axis=1)[:, :width]
     inside = (inverse[None, None, :] == kept[:, :, None]).any(axis=1)
     return np.asarray(np.where(inside, scores, scores - 10.0), dtype=np.float32)
+
+
+def centred(candidates: np.ndarray, pool: np.ndarray, alpha: float, scores: np.ndarray) -> np.ndarray:
+    """(titles - alpha x the pool's mean title) . (unit candidates - alpha x their mean, renormalised), from `scores`
+    (titles @ candidates.T): the titles' side of it is a dot product with the candidates too."""
+    lengths = np.linalg.norm(candidates, axis=1)
+    unit = candidates / lengths[:, None]
+    shifted = unit - alpha * unit.mean(axis=0)
+    norms = np.linalg.norm(shifted, axis=1)
+    shifted /= norms[:, None]
+    on_unit = scores / lengths  # titles @ unit.T
+    titles_side = (on_unit - alpha * on_unit.mean(axis=1, keepdims=True)) / norms  # titles @ shifted.T
+    return np.asarray(titles_side - alpha * (pool.mean(axis=0) @ shifted.T), dtype=np.float32)
 
 
 def branch_of(hierarchy: Any, nodes: list[int], level: int) -> np.ndarray:
@@ -166,6 +183,10 @@ def main() -> None:
         for width in (1, 2, 3):
             line = measure(lambda s, v, c, h, p, level=level, width=width: beam(s, branch_of(h, c, level), width))
             print(f"beam level {level} width {width}:          {line}", flush=True)
+
+    for alpha in (0.5, 1.0):
+        line = measure(lambda s, v, c, h, p, alpha=alpha: centred(v, p, alpha, s))
+        print(f"centred alpha={alpha}:              {line}", flush=True)
 
     # Rolled up: only the answer at the top level changes, so only those figures are printed, beside the top-1's.
     leaf_vertical = np.array([vertical_of[i] for i in leaves])
