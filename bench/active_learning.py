@@ -19,9 +19,9 @@ with the default settings only; any other setting draws under var/bench/).
   head reaches 0.95 on 173 categories, so the target is relative: 98 % of the accuracy the same head reaches with
   every title of the pool labelled (printed; the 98 % is this bench's choice, the same for both strategies).
 
-`--product` simulates the product itself instead (simulate_product): no seed, the zero-shot prior until a fast head
-can be fitted, then the product's fast head refitted every round, the queue's mix of margin and random picks, and a
-share of the labels spent on the frozen test set. No oracle and no constant chosen for it.
+`--product` simulates the product itself instead (simulate_product): no seed, zero-shot over the whole taxonomy until
+a fast head can be fitted, then the product's fast head refitted every round, the queue's mix of margin and random
+picks, and a share of the labels spent on the frozen test set. No oracle and no constant chosen for it.
 """
 
 from __future__ import annotations
@@ -478,7 +478,7 @@ def product_run(
 
 def simulate_product(
     catalog: Catalog, batch: int = BATCH, labels: int | None = None, draws: int = DRAWS
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """The product's queue against random sampling, both from no label at all, over `draws` random orders; the target
     is 98 % of the fast head's accuracy with every pool item labelled, on both catalogs (no fast head reaches 0.95 on
     PriceRunner). Prints each draw and the mean; the first draw's curves go under var/bench/."""
