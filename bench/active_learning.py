@@ -206,6 +206,23 @@ def accuracy_at(curve: list[tuple[int, float]], labels: int) -> float:
     return [accuracy for n, accuracy in curve if n <= labels][-1]
 
 
+def tally(counts: dict[str, int | None], reached: dict[str, list[int]], ratios: list[float]) -> str:
+    """One draw's labels to the target, the strategy first and random sampling second, added to the draws' lists
+    when both reached it; the draw's ratio as printed ("" when either did not)."""
+    (strategy, first), (baseline, second) = counts.items()
+    if first is None or second is None:
+        return ""
+    ratios.append(first / second)
+    reached[strategy].append(first)
+    reached[baseline].append(second)
+    return f": {first / second:.2f}x"
+
+
+def means(reached: dict[str, list[int]], ratios: list[float]) -> dict[str, float]:
+    """The draws' mean labels to the target for each strategy, and their mean ratio."""
+    return {name: float(np.mean(counts)) for name, counts in reached.items()} | {"ratio": float(np.mean(ratios))}
+
+
 def labels_to_reach(curve: list[tuple[int, float]], target: float) -> int | None:
     return next((n for n, accuracy in curve if accuracy >= target), None)
 
@@ -309,12 +326,7 @@ def simulate(
             f"{name} {count if count is not None else 'not even with the whole pool labelled'}"
             for name, count in counts.items()
         )
-        a, r = counts["uncertainty"], counts["random"]
-        if a is not None and r is not None:
-            ratios.append(a / r)
-            reached["uncertainty"].append(a)
-            reached["random"].append(r)
-            line += f": {a / r:.2f}x"
+        line += tally(counts, reached, ratios)
         print(f"  draw {draw + 1} (seed {len(seed)} labels, accuracy {curves['random'][0][1]:.4f}): {line}")
         if draw == 0:
             path = plot_path(catalog, batch, labels, measure)
@@ -323,11 +335,7 @@ def simulate(
             print(f"  draw 1's curves written to {path.relative_to(REPO)}")
     figures = {"full": full, "target": target, "n": len(catalog.test), "draws": len(ratios)}
     if ratios:
-        figures.update(
-            uncertainty=float(np.mean(reached["uncertainty"])),
-            random=float(np.mean(reached["random"])),
-            ratio=float(np.mean(ratios)),
-        )
+        figures.update(means(reached, ratios))
         print(
             f"  over {len(ratios)} draw(s): uncertainty sampling needs {figures['uncertainty']:,.0f} labels, random "
             f"sampling {figures['random']:,.0f}; active learning needs {figures['ratio']:.2f} x the labels random "
@@ -511,12 +519,7 @@ def simulate_product(
         for name in [n for n, count in counts.items() if count is None]:
             counts[name] = labels_to_reach(product_run(name, catalog, shot, batch, unbounded, draw, target), target)
         line = ", ".join(f"{name} {count if count is not None else 'never'}" for name, count in counts.items())
-        q, r = counts["queue"], counts["random"]
-        if q is not None and r is not None:
-            ratios.append(q / r)
-            reached["queue"].append(q)
-            reached["random"].append(r)
-            line += f": {q / r:.2f}x"
+        line += tally(counts, reached, ratios)
         for name, points in curves.items():
             at_budget[name].append([accuracy_at(points, n) for n in PRODUCT_BUDGETS])
         budgets = "; ".join(f"{name} " + " / ".join(f"{a:.3f}" for a in at_budget[name][-1]) for name in PRODUCT)
@@ -540,11 +543,7 @@ def simulate_product(
         + f" (zero-shot {figures['zero_shot']:.3f})"
     )
     if ratios:
-        figures.update(
-            queue=float(np.mean(reached["queue"])),
-            random=float(np.mean(reached["random"])),
-            ratio=float(np.mean(ratios)),
-        )
+        figures.update(means(reached, ratios))
         print(
             f"  over {len(ratios)} draw(s), labels to the target: the queue {figures['queue']:,.0f}, random sampling "
             f"{figures['random']:,.0f}: {figures['ratio']:.2f}x ({min(ratios):.2f}-{max(ratios):.2f} by draw)"
