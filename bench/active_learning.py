@@ -231,7 +231,7 @@ def svg(curves: dict[str, list[tuple[int, float]]], path: Path, target: float, w
     width, height, pad = 640, 320, 40
     xs = [n for curve in curves.values() for n, _ in curve]
     x_max, y_min = max(xs), 0.5
-    colours = {"uncertainty": "#2459d6", "random": "#c0362c"}
+    colours = {"uncertainty": "#2459d6", "queue": "#2459d6", "random": "#c0362c"}
 
     def point(n: int, accuracy: float) -> str:
         x = pad + (n / x_max) * (width - 2 * pad)
@@ -489,7 +489,8 @@ def simulate_product(
 ) -> dict[str, Any]:
     """The product's queue against random sampling, both from no label at all, over `draws` random orders; the target
     is 98 % of the fast head's accuracy with every pool item labelled, on both catalogs (no fast head reaches 0.95 on
-    PriceRunner). Prints each draw and the mean; the first draw's curves go under var/bench/."""
+    PriceRunner). Prints each draw and the mean; the first draw's curves go to docs/active-learning-product-*.svg
+    (other settings than the default batch and budget: under var/bench/)."""
     from mlcore.engine.fasthead import fit
 
     shot = zero_shot(catalog)
@@ -525,10 +526,14 @@ def simulate_product(
         budgets = "; ".join(f"{name} " + " / ".join(f"{a:.3f}" for a in at_budget[name][-1]) for name in PRODUCT)
         print(f"  draw {draw + 1}: labels to the target: {line}; accuracy at the budgets: {budgets}", flush=True)
         if draw == 0:
-            path = REPO / "var" / "bench" / f"product-queue-{catalog.name}-batch{batch}.svg"
+            # The README's plots are the default run's, as for the seeded simulation.
+            default = (batch, labels) == (BATCH, None)
+            path = REPO / ("docs" if default else "var/bench") / f"active-learning-product-{catalog.name}.svg"
+            if not default:
+                path = path.with_stem(f"{path.stem}-batch{batch}-{labels or catalog.budget}")
             path.parent.mkdir(parents=True, exist_ok=True)
-            svg({"uncertainty": curves["queue"], "random": curves["random"]}, path, target, catalog.unit)
-            print(f"  draw 1's curves written to {path.relative_to(REPO)} (blue: the queue)")
+            svg(curves, path, target, catalog.unit)
+            print(f"  draw 1's curves written to {path.relative_to(REPO)}")
     figures: dict[str, Any] = {
         "full": full,
         "target": target,

@@ -130,7 +130,9 @@ def test_the_product_simulation_reports_the_mean_of_its_draws(catalog, shot, mon
     ratios = [float(line.split("x; accuracy")[0].rsplit(": ", 1)[-1]) for line in lines]
     assert len(ratios) == 2
     assert figures["ratio"] == pytest.approx(np.mean(ratios), abs=0.01)
-    assert (al.REPO / "var" / "bench" / "product-queue-synthetic-batch25.svg").exists()
+    assert (al.REPO / "docs" / "active-learning-product-synthetic.svg").exists()  # the default run's plot
+    al.simulate_product(catalog, batch=50, draws=1)
+    assert (al.REPO / "var" / "bench" / "active-learning-product-synthetic-batch50-400.svg").exists()
     # Both strategies' serving models at each budget point, the mean of the draws; zero-shot's at the start.
     assert len(figures["queue_at_budgets"]) == len(al.PRODUCT_BUDGETS) == len(figures["random_at_budgets"])
     assert figures["queue_at_budgets"][-1] > figures["zero_shot"]
