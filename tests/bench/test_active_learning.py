@@ -118,6 +118,12 @@ def test_the_queue_asks_for_the_smallest_margins_first_and_random_for_its_share(
     asked = []
     al.product_run("random", catalog, shot, 25, 0, labelled=asked)
     assert len(set(asked) & smallest) < 10
+    # The cold-start change measured: at random until a fast head serves, then by margin.
+    monkeypatch.setattr(al, "PRODUCT_RANDOM_SHARE", 0.0)
+    asked = []
+    al.product_run("queue", catalog, shot, 25, 1, labelled=asked, cold_start="random")
+    assert len(set(asked[:25]) & smallest) < 10  # no head yet: random
+    assert len(asked) == 50  # and a second round once a head serves
 
 
 def test_the_product_simulation_reports_the_mean_of_its_draws(catalog, shot, monkeypatch, capsys):
@@ -132,7 +138,7 @@ def test_the_product_simulation_reports_the_mean_of_its_draws(catalog, shot, mon
     assert figures["ratio"] == pytest.approx(np.mean(ratios), abs=0.01)
     assert (al.REPO / "docs" / "active-learning-product-synthetic.svg").exists()  # the default run's plot
     al.simulate_product(catalog, batch=50, draws=1)
-    assert (al.REPO / "var" / "bench" / "active-learning-product-synthetic-batch50-400.svg").exists()
+    assert (al.REPO / "var" / "bench" / "active-learning-product-synthetic-batch50-400-queue.svg").exists()
     # Both strategies' serving models at each budget point, the mean of the draws; zero-shot's at the start.
     assert len(figures["queue_at_budgets"]) == len(al.PRODUCT_BUDGETS) == len(figures["random_at_budgets"])
     assert figures["queue_at_budgets"][-1] > figures["zero_shot"]
